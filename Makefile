@@ -1,0 +1,54 @@
+# Flow Matching course. The two commands a newcomer needs:
+#   make lab    set up (first time only) and open the course in JupyterLab
+#   make test   set up (first time only) and run every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP_QUIET := --quiet --disable-pip-version-check
+NBVAL := --nbval-current-env --nbval-cell-timeout=600
+XDIST := -n 2 --dist loadfile
+
+.PHONY: help setup lab test test-fast lectures solutions bench lock clean
+
+help:
+	@echo "make lab        set up and open the course (lectures/) in JupyterLab"
+	@echo "make test       set up and run every test (unit tests, nbval, sync)"
+	@echo "make lectures   regenerate lectures/ from solutions/"
+	@echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
+	@echo "make bench      time every notebook (solutions and lectures)"
+	@echo "make lock       re-pin requirements.txt and environment.yml from requirements.in"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import torch, torchdiffeq, utils, tools, nbval, jupyterlab" 
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=lectures --ServerApp.open_browser=False
+
+test: $(STAMP)
+	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg
+	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
+
+lectures: $(STAMP)
+	$(PY) -m tools.lectures
+
+solutions: $(STAMP)
+	COURSE_QUIET=1 $(PY) -m tools.execute solutions/*.ipynb
+	$(PY) -m tools.lectures
+
+bench: $(STAMP)
+	$(PY) -m tools.bench
+
+lock: $(STAMP)
+	$(PY) -m pip install $(PIP_QUIET) -r requirements.in
+	$(PY) -m tools.lock
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

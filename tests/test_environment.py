@@ -1,0 +1,45 @@
+"""Pins: requirements.txt, environment.yml and requirements.in agree; utils imports without path edits."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins(lines):
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s]+)", line)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return out
+
+
+def test_environment_yml_matches_requirements():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    env = _pins((ROOT / "environment.yml").read_text().splitlines())
+    assert req == env, "environment.yml and requirements.txt disagree: run `make lock`"
+
+
+def test_every_dependency_is_pinned():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [l for l in lines if l]
+    assert all("==" in l for l in lines), [l for l in lines if "==" not in l]
+
+
+def test_direct_pins_are_in_the_lock():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    direct = _pins((ROOT / "requirements.in").read_text().splitlines())
+    assert direct["torch"] == "2.13.0"
+    for name, version in direct.items():
+        assert req.get(name) == version, f"{name}=={version} from requirements.in is not locked"
+
+
+def test_utils_is_installed_not_path_hacked():
+    import utils
+
+    assert Path(utils.__file__).resolve().parent == ROOT / "utils"
+    for nb in (ROOT / "solutions").glob("*.ipynb"):
+        assert "sys.path" not in nb.read_text(), f"{nb.name} edits sys.path"

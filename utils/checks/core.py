@@ -1,0 +1,254 @@
+"""The exercise registry and the machinery of checks (how to use them: notebook 00).
+
+Every exercise is registered once, with its id ("1.2"), title, notebook, the
+name of the object the student writes, a reference answer and a check. In a
+notebook the check cell right after an exercise reads::
+
+    pushforward_log_prob = check("1.1", pushforward_log_prob)
+
+:func:`check` runs the exercise's check on the student's answer and prints
+one of three results, never a traceback from inside ``utils``:
+
+- passed: the answer is kept;
+- failed: what is wrong (shape, dtype, NaN, a value at a test point, a sign,
+  or a named common mistake); the notebook continues with the reference;
+- not attempted (the answer still raises ``NotImplementedError``): the
+  notebook continues with the reference, and says so.
+
+Writing a check: a function of the answer that raises :class:`CheckFailure`
+with a message for the student. The helpers below (:func:`call`,
+:func:`expect_tensor`, :func:`expect_close`) produce the usual messages.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from ..errors import describe
+
+__all__ = [
+    "CheckFailure", "Exercise", "Result", "REGISTRY", "exercise", "get_exercise",
+    "run_check", "check", "call", "expect_tensor", "expect_close", "fmt",
+]
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+_UTILS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class CheckFailure(Exception):
+    """Raised by a check with a message that tells the student what is wrong."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    notebook: str  # file stem, e.g. "01_change_of_variables"
+    answer: str  # name of the object the student defines
+    check: Callable[[Any], Any]
+    reference: Any
+    points: int = 1
+    minutes: int = 10
+    practises: str = ""
+
+
+REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(id: str, *, title: str, notebook: str, answer: str, reference: Any,
+             points: int = 1, minutes: int = 10, practises: str = "") -> Callable:
+    """Decorator: register the decorated function as the check of exercise ``id``."""
+    def register(fn: Callable) -> Callable:
+        if id in REGISTRY:
+            raise ValueError(f"exercise {id} registered twice")
+        REGISTRY[id] = Exercise(id, title, notebook, answer, fn, reference, points, minutes, practises)
+        return fn
+    return register
+
+
+def get_exercise(id: str) -> Exercise:
+    from . import load_all
+
+    load_all()
+    if id not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY, key=_id_key))
+        raise CheckFailure(f"There is no exercise {id!r}. Known exercises: {known}.")
+    return REGISTRY[id]
+
+
+def _id_key(id: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in id.split("."))
+
+
+@dataclass
+class Result:
+    """The outcome of one check, for the notebook, the autograder and tests."""
+    id: str
+    title: str
+    status: str
+    message: str = ""
+    points: float = 0.0
+    max_points: float = 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def report(self) -> str:
+        head = f"Exercise {self.id} ({self.title})"
+        if self.status == PASSED:
+            return f"✅ {head}: passed." + (f" {self.message}" if self.message else "")
+        if self.status == NOT_ATTEMPTED:
+            return f"⏳ {head}: not attempted yet (it still raises NotImplementedError)."
+        return f"❌ {head}: not yet right.\n{self.message}"
+
+    def __str__(self) -> str:
+        return self.report()
+
+
+def _student_location(tb) -> str:
+    """The last frame of the traceback outside utils and libraries: the student's line."""
+    frames = traceback.extract_tb(tb)
+    for frame in reversed(frames):
+        fname = os.path.abspath(frame.filename)
+        if fname.startswith(_UTILS_DIR) or "site-packages" in fname or fname.startswith(sys.prefix):
+            continue
+        code = (frame.line or "").strip()
+        return f" (in `{frame.name}`, at: {code})" if code else f" (in `{frame.name}`)"
+    return ""
+
+
+def run_check(id: str, answer: Any) -> Result:
+    """Run the check of exercise ``id`` on ``answer``; never raises for a wrong answer."""
+    ex = get_exercise(id)
+    res = Result(id, ex.title, FAILED, max_points=ex.points)
+    if answer is None or answer is Ellipsis:
+        res.status = NOT_ATTEMPTED
+        return res
+    try:
+        detail = ex.check(answer)
+    except NotImplementedError:
+        res.status = NOT_ATTEMPTED
+    except CheckFailure as e:
+        res.message = str(e)
+    except Exception as e:  # the student's code broke in a way the check did not foresee
+        res.message = (f"Your code raised {type(e).__name__}: {e}{_student_location(e.__traceback__)}")
+    else:
+        res.status, res.points = PASSED, float(ex.points)
+        res.message = detail if isinstance(detail, str) else ""
+    return res
+
+
+def check(id: str, answer: Any, quiet: bool = False) -> Any:
+    """Check exercise ``id``: print the result and return what the notebook should use next.
+
+    Returns the student's answer when it passes, otherwise the reference answer,
+    so the rest of the notebook still runs.
+    """
+    try:
+        ex = get_exercise(id)
+    except CheckFailure as e:
+        print(f"❌ {e}")
+        return answer
+    res = run_check(id, answer)
+    if not quiet:
+        print(res.report())
+    if res.passed:
+        return answer
+    if not quiet:
+        print(f"↪ The notebook continues with the reference `{ex.answer}`, so the cells below still run."
+              + (" Fix yours and run both cells again." if res.status == FAILED else ""))
+    return ex.reference
+
+
+# ---------------------------------------------------------------- helpers for checks
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """Compact text for a number or small tensor in a message."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.numel() == 1:
+            return f"{x.item():.{digits}g}"
+        if x.numel() <= 6:
+            return "[" + ", ".join(f"{v:.{digits}g}" for v in x.flatten().tolist()) + "]"
+        return f"tensor of shape {tuple(x.shape)}"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return repr(x)
+
+
+def call(fn: Callable, *args, name: str | None = None, **kwargs) -> Any:
+    """Call the student's ``fn``; turn an exception into a message naming the inputs."""
+    if not callable(fn):
+        raise CheckFailure(f"Expected a function or class, got {describe(fn)}.")
+    try:
+        return fn(*args, **kwargs)
+    except (NotImplementedError, CheckFailure):
+        raise
+    except Exception as e:
+        shown = ", ".join(describe(a) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
+        label = name or getattr(fn, "__name__", "your function")
+        raise CheckFailure(f"`{label}` raised {type(e).__name__}: {e}{_student_location(e.__traceback__)}\n"
+                           f"It was called with: {shown}.") from None
+
+
+def expect_tensor(got: Any, shape: Sequence[int] | None = None, name: str = "the result",
+                  dtype: torch.dtype | None = None, finite_hint: str = "") -> torch.Tensor:
+    """Fail unless ``got`` is a tensor of the given shape and dtype with no NaN or inf."""
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailure(f"Wrong type: {name} should be a torch.Tensor, but it is {describe(got)}.")
+    if shape is not None and tuple(got.shape) != tuple(shape):
+        raise CheckFailure(f"Wrong shape: {name} should have shape {tuple(shape)}, got {tuple(got.shape)}."
+                           + _shape_hint(tuple(shape), tuple(got.shape)))
+    if dtype is not None and got.dtype != dtype:
+        raise CheckFailure(f"Wrong dtype: {name} should be {dtype}, got {got.dtype}.")
+    if got.is_floating_point() and not torch.isfinite(got).all():
+        nan = torch.isnan(got).sum().item()
+        inf = torch.isinf(got).sum().item()
+        raise CheckFailure(f"{name.capitalize()} contains {nan} NaN and {inf} infinite value(s) "
+                           f"out of {got.numel()}." + (f" {finite_hint}" if finite_hint else ""))
+    return got
+
+
+def _shape_hint(want: tuple, got: tuple) -> str:
+    if len(got) == len(want) + 1 and got[: len(want)] == want:
+        return " Did you forget to sum over the last dimension?"
+    if len(got) + 1 == len(want) and want[: len(got)] == got:
+        return " Did you sum over one dimension too many?"
+    return ""
+
+
+def expect_close(got: torch.Tensor, expected: torch.Tensor, name: str = "the result",
+                 atol: float = 1e-4, rtol: float = 1e-4,
+                 inputs: torch.Tensor | None = None, input_name: str = "x",
+                 mistakes: Iterable[tuple[torch.Tensor, str]] = (), sign_hint: str = "") -> None:
+    """Fail unless ``got`` matches ``expected``; name a known mistake or a sign error if it fits.
+
+    ``mistakes`` holds (value a known wrong answer would give, message naming that mistake).
+    """
+    got = expect_tensor(got, expected.shape, name)
+    got_c, exp_c = got.detach().double().cpu(), expected.detach().double().cpu()
+    if torch.allclose(got_c, exp_c, atol=atol, rtol=rtol):
+        return
+    for wrong, message in mistakes:
+        wrong = wrong.detach().double().cpu()
+        if wrong.shape == got_c.shape and torch.allclose(got_c, wrong, atol=atol, rtol=rtol):
+            raise CheckFailure(message)
+    if exp_c.abs().max() > atol and torch.allclose(got_c, -exp_c, atol=atol, rtol=rtol):
+        raise CheckFailure(f"Wrong sign: {name} is the negative of what it should be. "
+                           + (sign_hint or "Look for a minus sign."))
+    err = (got_c - exp_c).abs()
+    i = int(err.flatten().argmax())
+    idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), err.shape)) if err.ndim else ()
+    where = ""
+    if inputs is not None and idx:
+        where = f" at {input_name} = {fmt(inputs[idx[0]])}"
+    raise CheckFailure(
+        f"Wrong value: {name}{where} should be {fmt(exp_c[idx] if idx else exp_c)}, "
+        f"got {fmt(got_c[idx] if idx else got_c)} (largest difference {fmt(err.max())}; "
+        f"{int((err > atol + rtol * exp_c.abs()).sum())} of {err.numel()} entries differ).")
