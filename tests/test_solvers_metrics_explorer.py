@@ -107,3 +107,17 @@ def test_explorer_with_density_and_bad_field():
     assert len(w.axes) == 2 and "density" in w.axes[1].get_title()
     with pytest.raises(InputError, match="shape of x"):
         VectorFieldExplorer(lambda x, t: x.sum(1), n_particles=5)
+
+
+def test_time_mlp_shapes_and_errors():
+    from utils.models import TimeMLP
+
+    net = TimeMLP()
+    x = torch.randn(7, 2)
+    assert net(x, torch.rand(7)).shape == (7, 2)
+    assert net(x, 0.3).shape == (7, 2)
+    assert torch.allclose(net(x, 0.3), net(x, torch.full((7, 1), 0.3)))
+    with pytest.raises(InputError, match="shape"):
+        net(x, torch.rand(3))
+    with pytest.raises(InputError, match="last dimension 2"):
+        net(torch.randn(7, 3), 0.1)
