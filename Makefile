@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 NBVAL := --nbval-current-env --nbval-cell-timeout=600
 XDIST := -n 2 --dist loadfile
+# pip on some machines warns about absent local indexes; hide only that line
+PIP_NOISE := is ignored: it is neither
 
 .PHONY: help setup lab test test-fast lectures solutions bench lock clean
 
@@ -24,8 +26,8 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	$(PY) -c "import torch, torchdiffeq, utils, tools, nbval, jupyterlab" 
 	touch $(STAMP)
 
