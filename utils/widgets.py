@@ -74,7 +74,10 @@ class PushForwardWidget(FigureWidget):
             raise InputError(f"`n` must be at least 10 samples, got {n}.")
         self.z = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         self.bins = bins
-        self.map = W.Dropdown(options=list(PUSHFORWARD_MAPS), value="affine", description="map f")
+        # Buttons, not a Dropdown: in JupyterLab the arrow keys on a focused <select> move the
+        # notebook's cell cursor instead of the choice (tests/test_browser.py found it).
+        self.map = W.ToggleButtons(options=list(PUSHFORWARD_MAPS), value="affine", description="map f",
+                                   style={"button_width": "4.5em"})
         self.a = W.FloatSlider(value=1.0, min=0.2, max=2.5, step=0.1, description="a",
                                continuous_update=False)
         super().__init__([self.map, self.a])

@@ -1,0 +1,479 @@
+"""Every widget, proven in a real browser: JupyterLab driven by headless Chromium.
+
+Headless tests (tests/test_widgets.py) call a widget's Python callbacks; students
+meet the widgets in JupyterLab, where front-end packages, kernel start-up and
+rendering can fail in ways those tests never see. This test does what a student
+does and looks at what they would see:
+
+1. starts JupyterLab from this environment (``sys.executable -m jupyterlab``) on
+   127.0.0.1 with its own free port and token, temporary config, data, runtime,
+   settings and workspace folders, the news pop-up and update checks switched off,
+   serving a temporary copy of ``lectures/`` (the repository's copy is never touched);
+2. opens each widget notebook in Chromium (Debian's ``/usr/bin/chromium``, driven by
+   Playwright; no browser is ever downloaded), clicks Run > Run All Cells and waits
+   until the kernel has really finished, by polling the server's ``/api/kernels``
+   (not the toolbar): it must have been active since the click, be idle, and stay
+   idle with no new activity for a moment;
+3. for each widget on the page, moves its main control with the keyboard and with
+   the mouse, and asserts each time that the figure's image source and pixels
+   change; a screenshot of the widget after each move goes to ``build/browser/``
+   (git-ignored) for a person to look at;
+4. asserts that no cell shows an error (a traceback, anything on stderr, or
+   ipywidgets' "Error displaying widget") and that the page raised no JavaScript error.
+
+Which notebooks, which cells (the rule; new notebooks need nothing else): a code
+cell of ``lectures/NN_*.ipynb`` shows a widget when ANY of these holds:
+
+- the last statement of the cell is an expression calling something whose name
+  ends in ``Widget`` or ``Explorer`` (``PushForwardWidget()``,
+  ``utils.explorer.VectorFieldExplorer(u)``): Jupyter displays that value;
+- the same cell of ``solutions/NN_*.ipynb`` has a stored output holding an ipywidget
+  (mime type ``application/vnd.jupyter.widget-view+json``), e.g. ``display(w)``;
+- the cell's metadata says ``{"course": {"widget": true}}`` (for anything else).
+
+Every notebook with at least one such cell is opened. A widget's main control is
+its first slider (moved with ArrowRight and by dragging the handle); its first
+dropdown, if any, is also moved (ArrowDown, then a mouse click and a pick).
+
+Where no Chromium or Playwright can be had, the test is skipped saying why; in CI
+(environment variable ``CI=true``) it fails instead, so CI never skips it.
+``make test`` and ``.ci/run`` install Chromium where it is missing (apt-get).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LECTURES, SOLUTIONS = ROOT / "lectures", ROOT / "solutions"
+SHOTS = ROOT / "build" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_SUFFIXES = ("Widget", "Explorer")
+SERVER_START_S = 60      # JupyterLab answering /api/status
+RUN_ALL_S = 240          # a notebook's cells, run in the browser's kernel
+UPDATE_S = 20            # a moved control's new image reaching the page
+QUIET_S = 1.5            # the kernel idle, with no new activity, for this long = done
+
+
+# ----------------------------------------------------------------- which cells show widgets
+def _call_name(node: ast.AST) -> str:
+    while isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _ends_with_widget_call(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # cell magics and the like
+        return False
+    last = body[-1] if body else None
+    return (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+            and _call_name(last.value).endswith(WIDGET_SUFFIXES))
+
+
+def widget_cells(lecture: Path) -> list[int]:
+    """Indices of the cells of a lecture notebook that show a widget (the rule in the docstring)."""
+    nb = nbformat.read(lecture, as_version=4)
+    solution = SOLUTIONS / lecture.name
+    sol_cells = nbformat.read(solution, as_version=4).cells if solution.exists() else []
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        stored = sol_cells[i].get("outputs", []) if i < len(sol_cells) else []
+        if (_ends_with_widget_call(cell.source)
+                or any(WIDGET_MIME in out.get("data", {}) for out in stored)
+                or cell.metadata.get("course", {}).get("widget") is True):
+            found.append(i)
+    return found
+
+
+def widget_notebooks() -> dict[str, list[int]]:
+    out = {}
+    for p in sorted(LECTURES.glob("[0-9][0-9]_*.ipynb")):
+        cells = widget_cells(p)
+        if cells:
+            out[p.name] = cells
+    return out
+
+
+def test_the_rule_finds_the_welcome_widget():
+    found = widget_notebooks()
+    assert "00_welcome.ipynb" in found, found
+    assert _ends_with_widget_call("from utils.widgets import W\n\nutils.explorer.VectorFieldExplorer(u, lim=2)")
+    assert _ends_with_widget_call("PushForwardWidget()")
+    assert not _ends_with_widget_call("w = PushForwardWidget()")
+    assert not _ends_with_widget_call("PushForwardWidget\nprint(1)")
+    assert not _ends_with_widget_call("%%time\nPushForwardWidget()")
+
+
+# ----------------------------------------------------------------- the browser and the server
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the browser test, but {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """A JupyterLab server started for the test: its URL, token, process and folders."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.root = tmp / "lectures"
+        shutil.copytree(LECTURES, self.root)
+        self.token = uuid.uuid4().hex
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        dirs = {name: tmp / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")}
+        for d in dirs.values():
+            d.mkdir()
+        (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps({"LabApp": {
+            "news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+            "extension_manager": "readonly"}}))
+        (dirs["config"] / "labconfig").mkdir()
+        (dirs["config"] / "labconfig" / "page_config.json").write_text(json.dumps(
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        news = dirs["settings"] / "@jupyterlab" / "apputils-extension"
+        news.mkdir(parents=True)
+        (news / "notification.jupyterlab-settings").write_text(json.dumps(
+            {"fetchNews": "false", "checkForUpdates": False}))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+                   JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+                   JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]), IPYTHONDIR=str(dirs["ipython"]),
+                   JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+        env.pop("COURSE_QUIET", None)  # what a student sees: progress bars and all
+        self.log_path = tmp / "jupyterlab.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"],
+            cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def log_tail(self, n: int = 3000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def api(self, path: str, method: str = "GET"):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                self.api("/api/status")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"JupyterLab did not answer within {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def kernel_of(self, notebook: str, timeout: float = 60) -> str:
+        """The id of the kernel of an open notebook, once that kernel has started and is idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for s in self.api("/api/sessions"):
+                if s.get("path", "").endswith(notebook) and s.get("kernel"):
+                    if s["kernel"]["execution_state"] == "idle":
+                        return s["kernel"]["id"]
+            time.sleep(0.2)
+        raise TimeoutError(f"no idle kernel for {notebook} within {timeout} s:\n{self.log_tail()}")
+
+    def wait_finished(self, kernel_id: str, since: str, timeout: float = RUN_ALL_S) -> None:
+        """Return once the kernel was active after `since`, is idle, and stayed so for QUIET_S."""
+        deadline = time.monotonic() + timeout
+        quiet_from, last = None, None
+        while time.monotonic() < deadline:
+            k = self.api(f"/api/kernels/{kernel_id}")
+            if k["execution_state"] == "dead":
+                raise RuntimeError(f"the kernel died:\n{self.log_tail()}")
+            if k["last_activity"] > since and k["execution_state"] == "idle":
+                if k["last_activity"] != last:
+                    quiet_from, last = time.monotonic(), k["last_activity"]
+                elif time.monotonic() - quiet_from >= QUIET_S:
+                    return
+            else:
+                quiet_from, last = None, None
+            time.sleep(0.1)
+        raise TimeoutError(f"the kernel was still busy after {timeout} s")
+
+    def stop(self) -> None:
+        """Shut the kernels down, then end the server by its process id (and its process group)."""
+        try:
+            if self.proc.poll() is None:
+                for k in self.api("/api/kernels"):
+                    self.api(f"/api/kernels/{k['id']}", method="DELETE")
+        except OSError:
+            pass
+        finally:
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=10)
+            try:  # anything the server left behind in its own session (it was started as a new one)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._log.close()
+
+
+def _require_browser():
+    if not CHROMIUM.exists():
+        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it as root)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("the Python package playwright is not installed (`make setup` installs it)")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """The JupyterLab server, started first so that it boots while the browser starts."""
+    _require_browser()
+    server = Lab(tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Opened:
+    """A widget notebook open in its own page, after Run All: how it went."""
+
+    def __init__(self, name: str, page):
+        self.name, self.page = name, page
+        self.js_errors: list[str] = []
+        page.on("pageerror", lambda err: self.js_errors.append(str(err)))
+        self.kernel = self.since = None
+        self.failure: BaseException | None = None
+        self.run_s = float("nan")
+
+
+@pytest.fixture(scope="module")
+def ran(lab, browser):
+    """Every widget notebook opened in its own page and run (Run > Run All Cells), all at once.
+
+    The kernels run side by side, so the whole takes about as long as the slowest notebook.
+    """
+    lab.wait_ready()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    opened = {}
+    for name in WIDGET_NOTEBOOKS:
+        for old in SHOTS.glob(f"{Path(name).stem}-*.png"):
+            old.unlink()
+        opened[name] = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}))
+        opened[name].page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset")
+    for o in opened.values():
+        try:
+            o.page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+            o.kernel = lab.kernel_of(o.name)
+            o.since = lab.api(f"/api/kernels/{o.kernel}")["last_activity"]
+            o.start = time.monotonic()
+            o.page.locator(".lm-MenuBar-item", has_text="Run").click()
+            o.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        except Exception as err:
+            o.failure = err
+    for o in opened.values():
+        if o.failure is None:
+            try:
+                lab.wait_finished(o.kernel, o.since)
+                o.run_s = time.monotonic() - o.start
+            except Exception as err:
+                o.failure = err
+    try:
+        yield opened
+    finally:
+        for o in opened.values():
+            o.page.close()
+
+
+# ----------------------------------------------------------------- driving the page
+ERROR_OUTPUTS = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+
+def _cell(page, index: int):
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+
+
+def _errors_shown(page) -> list[str]:
+    shown = [t[:500] for t in page.locator(ERROR_OUTPUTS).all_inner_texts()]
+    shown += [t[:500] for t in page.locator(".jp-OutputArea-output").all_inner_texts()
+              if "Error displaying widget" in t]
+    return shown
+
+
+def _image_state(img) -> tuple[str, bytes]:
+    return img.get_attribute("src") or "", img.screenshot()
+
+
+def _wait_new_image(page, img, old_src: str, what: str) -> float:
+    start = time.monotonic()
+    handle = img.element_handle()
+    try:
+        page.wait_for_function(
+            "([el, old]) => el.src && el.src !== old && el.complete && el.naturalWidth > 0",
+            arg=[handle, old_src], timeout=UPDATE_S * 1000)
+    except Exception as err:  # playwright's TimeoutError
+        raise AssertionError(f"{what}: the figure did not change within {UPDATE_S} s") from err
+    return time.monotonic() - start
+
+
+def _move(page, widget, img, stem: str, step: str, action) -> float:
+    old_src, old_pixels = _image_state(img)
+    action()
+    seconds = _wait_new_image(page, img, old_src, f"{stem} {step}")
+    page.wait_for_timeout(50)  # let the new image paint
+    new_src, new_pixels = _image_state(img)
+    widget.screenshot(path=str(SHOTS / f"{stem}-{step}.png"))
+    assert new_src != old_src, f"{stem} {step}: the image source did not change"
+    assert new_pixels != old_pixels, f"{stem} {step}: the image's pixels did not change"
+    return seconds
+
+
+def _slider_moves(page, slider):
+    handle = slider.locator(".noUi-handle").first
+
+    def keyboard():
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+
+    def mouse():
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 40, y, steps=5)
+        page.mouse.up()
+
+    return keyboard, mouse
+
+
+def _dropdown_moves(page, select):
+    def keyboard():  # what a student presses; JupyterLab's notebook takes it if the widget lets it
+        select.focus()
+        page.keyboard.press("ArrowDown")
+
+    def mouse():
+        current = select.input_value()
+        other = next(o for o in select.locator("option").all_text_contents() if o != current)
+        select.click()  # opens the browser's own list, which a page cannot click into: pick from it
+        select.select_option(other)
+
+    return keyboard, mouse
+
+
+def _buttons_moves(page, group):
+    def keyboard():
+        group.locator("button:not(.mod-active)").first.focus()
+        page.keyboard.press("Space")
+
+    def mouse():
+        group.locator("button:not(.mod-active)").last.click()
+
+    return keyboard, mouse
+
+
+CONTROLS = {  # kind -> (selector of one control, how to move it)
+    "slider": (".widget-slider", _slider_moves),
+    "dropdown": (".widget-dropdown select", _dropdown_moves),
+    "buttons": (".widget-toggle-buttons", _buttons_moves),
+}
+
+
+def _drive_widget(page, widget, stem: str) -> dict[str, float]:
+    """Main control (first slider, else first dropdown, else first buttons) by keyboard and mouse;
+    the first control of each other kind by mouse."""
+    img = widget.locator("img").first
+    img.wait_for(state="visible", timeout=UPDATE_S * 1000)
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=str(SHOTS / f"{stem}-0-initial.png"))
+    found = {kind: widget.locator(sel).first for kind, (sel, _) in CONTROLS.items()
+             if widget.locator(sel).count()}
+    assert found, f"{stem}: the widget has no slider, dropdown or toggle buttons"
+    timings, n = {}, 0
+    for i, (kind, control) in enumerate(found.items()):
+        keyboard, mouse = CONTROLS[kind][1](page, control)
+        moves = [("keyboard", keyboard), ("mouse", mouse)] if i == 0 else [("mouse", mouse)]
+        for how, action in moves:
+            n += 1
+            step = f"{n}-{kind}-{how}"
+            timings[step] = round(_move(page, widget, img, stem, step, action), 2)
+    return timings
+
+
+WIDGET_NOTEBOOKS = widget_notebooks()
+
+
+@pytest.mark.parametrize("notebook", sorted(WIDGET_NOTEBOOKS))
+def test_widgets_work_in_jupyterlab(ran, notebook):
+    o = ran[notebook]
+    page, stem = o.page, Path(notebook).stem
+    try:
+        if o.failure is not None:
+            raise o.failure
+        errors = _errors_shown(page)
+        assert not errors, f"{notebook}: cells show errors after Run All:\n" + "\n---\n".join(errors)
+        timings = {}
+        for index in WIDGET_NOTEBOOKS[notebook]:
+            widget = _cell(page, index).locator(".jp-OutputArea-output .widget-vbox").first
+            where = f"{stem}-cell{index:02d}"
+            try:
+                widget.wait_for(state="visible", timeout=UPDATE_S * 1000)
+            except Exception as err:
+                shown = _cell(page, index).locator(".jp-OutputArea").inner_text()
+                raise AssertionError(f"{notebook} cell {index}: no widget rendered; the output shows "
+                                     f"{shown[:300]!r}") from err
+            timings[where] = _drive_widget(page, widget, where)
+        errors = _errors_shown(page)
+        assert not errors, f"{notebook}: cells show errors after moving the widgets:\n" + "\n---\n".join(errors)
+        assert not o.js_errors, f"{notebook}: the page raised JavaScript errors: {o.js_errors}"
+        print(f"{notebook}: run all {o.run_s:.1f} s; seconds to redraw: {json.dumps(timings)}")
+    except BaseException:
+        page.screenshot(path=str(SHOTS / f"{stem}-failure.png"), full_page=True)
+        raise
