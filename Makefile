@@ -32,7 +32,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=lectures --ServerApp.open_browser=False
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=lectures --ServerApp.open_browser=False $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
 
 test: $(STAMP)
 	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg
