@@ -12,7 +12,7 @@ XDIST := -n 2 --dist loadfile
 # pip on some machines warns about absent local indexes; hide only that line
 PIP_NOISE := is ignored: it is neither
 
-.PHONY: help setup lab test test-fast lectures solutions bench lock clean
+.PHONY: help setup browser lab test test-fast lectures solutions bench lock clean
 
 help:
 	@echo "make lab        set up and open the course (lectures/) in JupyterLab"
@@ -34,7 +34,17 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=lectures --ServerApp.open_browser=False $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
 
-test: $(STAMP)
+# Debian's Chromium for the browser test (tests/test_browser.py), where missing and possible
+# (root with apt-get); elsewhere that test skips, saying why. Never a browser download.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (apt-get) for the browser test"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else echo "no $(CHROMIUM) (as root: apt-get install chromium): the browser test will be skipped"; fi; }
+
+test: $(STAMP) browser
 	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg
 	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
 
