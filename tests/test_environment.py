@@ -43,3 +43,17 @@ def test_utils_is_installed_not_path_hacked():
     assert Path(utils.__file__).resolve().parent == ROOT / "utils"
     for nb in (ROOT / "solutions").glob("*.ipynb"):
         assert "sys.path" not in nb.read_text(), f"{nb.name} edits sys.path"
+
+
+def test_make_lab_serves_lectures_on_localhost_with_a_token():
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    cmd = [l for l in out.splitlines() if "jupyter lab" in l][-1]
+    assert "--ServerApp.ip=127.0.0.1" in cmd and "--ServerApp.root_dir=lectures" in cmd
+    assert "token=''" not in cmd and "ServerApp.token=" not in cmd  # the default: a random token
+
+
+def test_ci_runs_make_test():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
