@@ -1,0 +1,162 @@
+"""Checks of notebook 04 accept correct answers written differently and reject plausible mistakes."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tests import checkcases
+from utils import sde as S
+
+
+# ---- 4.1 probability flow drift
+def pf_alt(x, s, drift, diffusion, score):
+    half_g2 = diffusion(s).pow(2).div(2).unsqueeze(1)
+    return drift(x, s) - half_g2 * score(x, s)
+
+
+def pf_reverse_sde(x, s, drift, diffusion, score):
+    return drift(x, s) - diffusion(s)[:, None] ** 2 * score(x, s)
+
+
+def pf_plus(x, s, drift, diffusion, score):
+    return drift(x, s) + 0.5 * diffusion(s)[:, None] ** 2 * score(x, s)
+
+
+def pf_g_not_squared(x, s, drift, diffusion, score):
+    return drift(x, s) - 0.5 * diffusion(s)[:, None] * score(x, s)
+
+
+def pf_no_f(x, s, drift, diffusion, score):
+    return -0.5 * diffusion(s)[:, None] ** 2 * score(x, s)
+
+
+# ---- 4.2 Euler-Maruyama step
+def em_alt(x, t, dt, drift, diffusion, noise):
+    increment = noise * dt**0.5  # a Brownian increment dW
+    return x + dt * drift(x, t) + diffusion(t).unsqueeze(-1) * increment
+
+
+def em_float_t(x, t, dt, drift, diffusion, noise):
+    g = diffusion(t).reshape(-1, 1)
+    return torch.addcmul(x + drift(x, t) * dt, g, noise, value=math.sqrt(dt))
+
+
+def em_noise_twice(x, t, dt, drift, diffusion, noise):
+    sigma = diffusion(t)[:, None] * noise  # "sigma * randn" inside the diffusion coefficient ...
+    return x + drift(x, t) * dt + sigma * math.sqrt(dt) * noise  # ... and again in the step
+
+
+def em_fresh_randn(x, t, dt, drift, diffusion, noise):
+    sigma = diffusion(t)[:, None] * torch.randn_like(x)
+    return x + drift(x, t) * dt + sigma * math.sqrt(dt) * noise
+
+
+def em_dt_not_sqrt(x, t, dt, drift, diffusion, noise):
+    return x + drift(x, t) * dt + diffusion(t)[:, None] * dt * noise
+
+
+def em_no_sqrt_dt(x, t, dt, drift, diffusion, noise):
+    return x + drift(x, t) * dt + diffusion(t)[:, None] * noise
+
+
+def em_g_squared(x, t, dt, drift, diffusion, noise):
+    return x + drift(x, t) * dt + diffusion(t)[:, None] ** 2 * math.sqrt(dt) * noise
+
+
+def em_no_dt_on_drift(x, t, dt, drift, diffusion, noise):
+    return x + drift(x, t) + diffusion(t)[:, None] * math.sqrt(dt) * noise
+
+
+# ---- 4.3 exact score of a noised mixture
+def score_autograd(x, means, stds, weights, a, b):
+    x = x.detach().clone().requires_grad_(True)
+    var = a**2 * stds**2 + b**2
+    sq = ((x[:, None, :] - a * means[None]) ** 2).sum(-1)
+    logp = torch.logsumexp(torch.log(weights / weights.sum()) - sq / (2 * var) - torch.log(2 * math.pi * var), 1)
+    return torch.autograd.grad(logp.sum(), x)[0]
+
+
+def score_loop(x, means, stds, weights, a, b):
+    logs, comps = [], []
+    for m, sd, w in zip(means, stds, weights):
+        v = a**2 * sd**2 + b**2
+        logs.append(torch.log(w) - ((x - a * m) ** 2).sum(1) / (2 * v) - torch.log(v))
+        comps.append((a * m - x) / v)
+    r = torch.softmax(torch.stack(logs, 1), 1)
+    return sum(r[:, k, None] * comps[k] for k in range(len(comps)))
+
+
+def score_unscaled_means(x, means, stds, weights, a, b):
+    return S.mixture_score(x, means, stds, weights, 1.0, b)
+
+
+def score_prior_weights(x, means, stds, weights, a, b):
+    v = a**2 * stds**2 + b**2
+    return (weights[None, :, None] * (a * means[None] - x[:, None, :]) / v[None, :, None]).sum(1)
+
+
+def score_no_weights(x, means, stds, weights, a, b):
+    return S.mixture_score(x, means, stds, torch.ones_like(weights), a, b)
+
+
+def score_negated(x, means, stds, weights, a, b):
+    return -S.mixture_score(x, means, stds, weights, a, b)
+
+
+# ---- 4.4 DSM loss
+def dsm_alt(score, x_data, s, noise, sde):
+    a, b = sde.kernel(s)
+    xs = a.unsqueeze(1) * x_data + b.unsqueeze(1) * noise
+    target = -noise / b[:, None]
+    return (b[:, None] ** 2 * (score(xs, s) - target) ** 2).sum(dim=1).mean()
+
+
+def dsm_mean_everything(score, x_data, s, noise, sde):
+    a, b = sde.kernel(s)
+    xs = a[:, None] * x_data + b[:, None] * noise
+    return ((b[:, None] * score(xs, s) + noise) ** 2).mean()
+
+
+def dsm_unweighted(score, x_data, s, noise, sde):
+    a, b = sde.kernel(s)
+    xs = a[:, None] * x_data + b[:, None] * noise
+    return ((score(xs, s) + noise / b[:, None]) ** 2).sum(1).mean()
+
+
+def dsm_wrong_sign(score, x_data, s, noise, sde):
+    a, b = sde.kernel(s)
+    xs = a[:, None] * x_data + b[:, None] * noise
+    return ((b[:, None] * score(xs, s) - noise) ** 2).sum(1).mean()
+
+
+def dsm_clean_input(score, x_data, s, noise, sde):
+    _, b = sde.kernel(s)
+    return ((b[:, None] * score(x_data, s) + noise) ** 2).sum(1).mean()
+
+
+def dsm_detached(score, x_data, s, noise, sde):
+    a, b = sde.kernel(s)
+    xs = a[:, None] * x_data + b[:, None] * noise
+    return ((b[:, None] * score(xs, s).detach() + noise) ** 2).sum(1).mean()
+
+
+CORRECT = {
+    "4.1": [S.probability_flow_drift, pf_alt],
+    "4.2": [S.em_step, em_alt, em_float_t],
+    "4.3": [S.mixture_score, score_autograd, score_loop],
+    "4.4": [S.dsm_loss, dsm_alt],
+}
+WRONG = {
+    "4.1": [(pf_reverse_sde, "reverse-time SDE"), (pf_plus, "wrong sign"), (pf_g_not_squared, "square"),
+            (pf_no_f, "f(x, s) is missing")],
+    "4.2": [(em_noise_twice, "inject the noise twice"), (em_fresh_randn, "noise twice"),
+            (em_dt_not_sqrt, "sqrt(dt)"), (em_no_sqrt_dt, "sqrt(dt)"), (em_g_squared, "not g^2"),
+            (em_no_dt_on_drift, "multiply the drift by dt")],
+    "4.3": [(score_unscaled_means, "scaled"), (score_prior_weights, "responsibilities"),
+            (score_no_weights, "weights w_k are missing"), (score_negated, "sign")],
+    "4.4": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by b(s)^2"),
+            (dsm_wrong_sign, "sign"), (dsm_clean_input, "clean data"), (dsm_detached, "detach")],
+}
+
+test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)

@@ -1,0 +1,234 @@
+"""Checks of notebook 04 (from SDE to ODE: the probability flow)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import sde as S
+from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+
+NB = "04_sde_to_ode"
+
+
+def _points(n=7, seed=40, scale=1.5):
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+
+
+def _mixture():
+    """Unequal weights and stds, so responsibilities matter."""
+    return S.GaussianMixture(torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]], dtype=torch.float64),
+                             torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64),
+                             torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- 4.1
+
+@exercise("4.1", title="The probability flow drift", notebook=NB, answer="probability_flow_drift",
+          reference=S.probability_flow_drift, minutes=10,
+          practises="the probability flow ODE dx/ds = f - g^2 score / 2 from the SDE's f, g and the score")
+def check_4_1(answer):
+    x = _points()
+    s = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
+    target = _mixture()
+    for sde in (S.VPSDE(), S.VESDE()):
+        score = target.score_fn(sde)
+        got = call(answer, x, s, sde.drift, sde.diffusion, score, name="probability_flow_drift")
+        got = expect_tensor(got, x.shape, f"the drift for the {sde.name} SDE",
+                            finite_hint="Square the diffusion coefficient g(s), do not divide by it.")
+        f, g2, sc = sde.drift(x, s), (sde.diffusion(s) ** 2)[:, None], score(x, s)
+        mistakes = [
+            (f - g2 * sc, "That is the drift of the reverse-time SDE, f - g^2 score. The ODE with the same "
+                          "marginals takes half of it: f - (1/2) g^2 score."),
+            (f + 0.5 * g2 * sc, "Wrong sign on the score term: the drift is f - (1/2) g^2 score."),
+            (f - 0.5 * sde.diffusion(s)[:, None] * sc, "The score is multiplied by g / 2: square the diffusion "
+                                                       "coefficient, g(s)^2 / 2."),
+        ]
+        if sde.name == "VP":
+            mistakes.append((-0.5 * g2 * sc, "The SDE's own drift f(x, s) is missing: add it "
+                                             "(it is -beta(s) x / 2 for VP)."))
+        expect_close(got, f - 0.5 * g2 * sc, f"the probability flow drift for the {sde.name} SDE", atol=1e-6,
+                     inputs=x, mistakes=mistakes)
+    # independent of the reference: data N(0, I) is stationary under VP, so nothing may move
+    sde = S.VPSDE()
+    got = call(answer, x, s, sde.drift, sde.diffusion, lambda y, _: -y, name="probability_flow_drift")
+    if got.abs().max() > 1e-6:
+        raise CheckFailure("For data N(0, I) the VP SDE never changes p_s (score -x), so the probability flow "
+                           f"must not move anything; your drift is as large as {fmt(got.abs().max())}.")
+    return "It is f - g^2 score / 2, and it leaves N(0, I) still under the VP SDE."
+
+
+# ---------------------------------------------------------------- 4.2
+
+def _ou():
+    """An Ornstein-Uhlenbeck-like SDE with time-dependent coefficients (any time variable)."""
+    drift = lambda x, t: -(1 + t)[:, None] * x + torch.sin(3 * t)[:, None]  # noqa: E731
+    diffusion = lambda t: 0.5 + t  # noqa: E731
+    return drift, diffusion
+
+
+@exercise("4.2", title="An Euler-Maruyama step", notebook=NB, answer="em_step", reference=S.em_step,
+          minutes=10, practises="discretising dx = f dt + g dW: the noise enters once, scaled by sqrt(dt)")
+def check_4_2(answer):
+    drift, diffusion = _ou()
+    x = _points()
+    t = torch.linspace(0.1, 0.9, 7, dtype=torch.float64)
+    dt = 0.04
+    g = torch.Generator().manual_seed(42)
+    noise = torch.randn(7, 2, generator=g, dtype=torch.float64)
+    # no noise: a correct step is an Euler step of the drift, whatever random numbers it could draw
+    got0 = call(answer, x.clone(), t, dt, drift, diffusion, torch.zeros_like(x), name="em_step")
+    got0 = expect_tensor(got0, x.shape, "em_step(...) with noise = 0",
+                         finite_hint="diffusion(t) has shape (n,): use diffusion(t)[:, None].")
+    if not torch.allclose(got0, x + drift(x, t) * dt, atol=1e-8):
+        again = call(answer, x.clone(), t, dt, drift, diffusion, torch.zeros_like(x), name="em_step")
+        if not torch.allclose(got0, again, atol=1e-12):
+            raise CheckFailure("With noise = 0 your step is still random: it draws its own random numbers "
+                               "(torch.randn...). You inject the noise twice: it comes in once, through the "
+                               "`noise` argument, as diffusion(t) * sqrt(dt) * noise; the diffusion coefficient "
+                               "itself is not random.")
+        expect_close(got0, x + drift(x, t) * dt, "the step with noise = 0 (an Euler step of the drift)",
+                     atol=1e-8, inputs=x, mistakes=[
+            (x + drift(x, t), "With noise = 0 you took x + drift: multiply the drift by dt."),
+        ])
+    got = call(answer, x.clone(), t, dt, drift, diffusion, noise, name="em_step")
+    got = expect_tensor(got, x.shape, "em_step(...)")
+    f, gt = drift(x, t), diffusion(t)[:, None]
+    expected = x + f * dt + gt * math.sqrt(dt) * noise
+    again = call(answer, x.clone(), t, dt, drift, diffusion, noise, name="em_step")
+    if not torch.allclose(got, again, atol=1e-12):
+        raise CheckFailure("Two calls with the same `noise` gave different results: your step draws fresh random "
+                           "numbers besides `noise`, so it injects the noise twice. Use only `noise`.")
+    expect_close(got, expected, "x + f dt + g sqrt(dt) noise", atol=1e-8, inputs=x, mistakes=[
+        (x + f * dt + gt * math.sqrt(dt) * noise**2,
+         "You inject the noise twice: `noise` appears both in the diffusion coefficient and again in the step "
+         "(a noise^2 term). The diffusion coefficient g(t) is deterministic; the step adds g(t) sqrt(dt) noise "
+         "once."),
+        (x + f * dt + 2 * gt * math.sqrt(dt) * noise,
+         "You inject the noise twice: the term g(t) sqrt(dt) noise is added two times. Add it once."),
+        (x + f * dt + gt * dt * noise,
+         "The noise is scaled by dt: Brownian increments have standard deviation sqrt(dt), so the step adds "
+         "g(t) * sqrt(dt) * noise."),
+        (x + f * dt + gt * noise, "The noise is not scaled by sqrt(dt): the step adds g(t) * sqrt(dt) * noise."),
+        (x + f * dt + gt**2 * math.sqrt(dt) * noise,
+         "The noise is scaled by g^2: the standard deviation of the step is g(t) sqrt(dt), so use g, not g^2."),
+    ])
+    # the variance of one step, by simulation: Var = g^2 dt
+    x1 = torch.zeros(4000, 2, dtype=torch.float64)
+    t1 = torch.full((4000,), 0.5, dtype=torch.float64)
+    z = torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    step = call(answer, x1, t1, dt, drift, diffusion, z, name="em_step") - x1 - drift(x1, t1) * dt
+    var, want = step.var().item(), 1.0**2 * dt
+    if abs(var / want - 1) > 0.1:
+        raise CheckFailure(f"One step from 4000 points has variance {var:.4g}; g^2 dt = {want:.4g}.")
+    return f"The step adds g sqrt(dt) noise once: one step's variance is {var:.4f} against g^2 dt = {want:.4f}."
+
+
+# ---------------------------------------------------------------- 4.3
+
+def _autograd_score(x, target, a, b):
+    """Score by autograd of torch.distributions' log-density of the noised mixture (independent of utils)."""
+    comp = torch.distributions.Independent(
+        torch.distributions.Normal(a * target.means, torch.sqrt(a**2 * target.stds**2 + b**2)[:, None]
+                                   .expand_as(target.means)), 1)
+    mix = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(probs=target.weights), comp)
+    x = x.clone().requires_grad_(True)
+    return torch.autograd.grad(mix.log_prob(x).sum(), x)[0]
+
+
+@exercise("4.3", title="The exact score of a noised Gaussian mixture", notebook=NB, answer="mixture_score",
+          reference=S.mixture_score, minutes=20,
+          practises="Gaussian kernels map mixtures to mixtures; the score is a responsibility-weighted average")
+def check_4_3(answer):
+    target = _mixture()
+    m, sd, w = target.means, target.stds, target.weights
+    x = _points(9, seed=43, scale=2.0)
+    for a, b in [(1.0, 0.0), (0.8, 0.6), (0.3, 0.95), (1.0, 1.5)]:
+        got = call(answer, x, m, sd, w, a, b, name="mixture_score")
+        got = expect_tensor(got, x.shape, f"the score at a = {a}, b = {b}",
+                            finite_hint="Work with log-weights and torch.softmax / logsumexp: products of "
+                                        "small densities underflow.")
+        expected = _autograd_score(x, target, a, b)
+        var = a**2 * sd**2 + b**2
+        comp_scores = (a * m[None] - x[:, None, :]) / var[None, :, None]  # (n, K, d)
+        wrong = []
+        if a != 1.0:
+            v1 = sd**2 + b**2
+            r1 = torch.softmax(torch.log(w) - ((x[:, None, :] - a * m[None]) ** 2).sum(-1) / (2 * v1) - torch.log(v1), 1)
+            wrong += [(S.mixture_score(x, m, sd, w, 1.0, b),
+                       f"At a = {a}: the component means must be scaled too: x_s = a x + b noise moves "
+                       "m_k to a m_k."),
+                      ((r1[:, :, None] * (a * m[None] - x[:, None, :]) / v1[None, :, None]).sum(1),
+                       f"At a = {a}: the component variance is a^2 std_k^2 + b^2 (the data part is scaled "
+                       "by a too), not std_k^2 + b^2.")]
+        wrong += [
+            ((w[None, :, None] * comp_scores).sum(1),
+             "You averaged the component scores with the mixture weights w_k. The weights must be the "
+             "responsibilities r_k(x) = w_k N_k(x) / sum_j w_j N_j(x), which depend on x (a softmax)."),
+            (S.mixture_score(x, m, sd, torch.ones_like(w), a, b),
+             "The mixture weights w_k are missing from the responsibilities: r_k is proportional to "
+             "w_k N_k(x), not N_k(x)."),
+            (comp_scores.mean(1), "You took the plain average of the component scores: weight them by the "
+                                  "responsibilities r_k(x), a softmax over components."),
+        ]
+        expect_close(got, expected, f"the score at a = {a}, b = {b} (against autograd of the exact log-density)",
+                     atol=1e-6, rtol=1e-5, inputs=x, mistakes=wrong,
+                     sign_hint="The score of N(mu, v I) at x is (mu - x) / v.")
+    return "It equals autograd's gradient of the exact log-density of the noised mixture."
+
+
+# ---------------------------------------------------------------- 4.4
+
+class _LinearScore(torch.nn.Module):
+    """A small score model with parameters, so the check can see gradients."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(44)
+        self.W = torch.nn.Parameter(torch.randn(2, 2, generator=g, dtype=torch.float64) * 0.5)
+        self.c = torch.nn.Parameter(torch.randn(2, generator=g, dtype=torch.float64))
+
+    def forward(self, x, s):
+        return x @ self.W.T * (1 + s)[:, None] + self.c
+
+
+@exercise("4.4", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=S.dsm_loss,
+          minutes=15, practises="noise the data with the kernel; regress the score onto -noise / b, weighted by b^2")
+def check_4_4(answer):
+    g = torch.Generator().manual_seed(45)
+    x_data = torch.randn(64, 2, generator=g, dtype=torch.float64) + 1.0
+    s = 0.05 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
+    noise = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    for sde in (S.VPSDE(), S.VESDE()):
+        model = _LinearScore()
+        got = call(answer, model, x_data, s, noise, sde, name="dsm_loss")
+        got = expect_tensor(got, (), f"the loss for the {sde.name} SDE")
+        a, b = (v[:, None] for v in sde.kernel(s))
+        xs = a * x_data + b * noise
+        with torch.no_grad():
+            sc = model(xs, s)
+            expected = ((b * sc + noise) ** 2).sum(1).mean()
+            wrong = [
+                (((b * sc + noise) ** 2).mean(), "You averaged over the coordinates too: sum the squared error over "
+                                                 "coordinates (a squared norm), then average over the batch."),
+                (((sc + noise / b) ** 2).sum(1).mean(), "The loss is not weighted by b(s)^2: use "
+                                                        "|| b(s) score + noise ||^2 (weight lambda(s) = b(s)^2)."),
+                (((b * sc - noise) ** 2).sum(1).mean(), "Wrong sign of the target: the conditional score of "
+                                                        "N(a x, b^2 I) at x_s = a x + b noise is -noise / b."),
+                (((b * model(x_data, s) + noise) ** 2).sum(1).mean(),
+                 "You evaluated the score at the clean data: evaluate it at the noised x_s = a(s) x + b(s) noise."),
+            ]
+            if sde.name == "VP":
+                xs_wrong = x_data + b * noise
+                wrong.append((((b * model(xs_wrong, s) + noise) ** 2).sum(1).mean(),
+                              "The data is not scaled: the VP kernel gives x_s = a(s) x + b(s) noise with "
+                              "a(s) = exp(-B(s)/2) < 1."))
+        expect_close(got.reshape(()), expected, f"the DSM loss for the {sde.name} SDE", atol=1e-8, rtol=1e-6,
+                     mistakes=wrong)
+        model.zero_grad()
+        if got.requires_grad:
+            got.backward()
+        if not got.requires_grad or model.W.grad is None or model.W.grad.abs().sum() == 0:
+            raise CheckFailure("The loss does not depend on the model's parameters: do not detach the score "
+                               "(no .detach(), .item() or torch.no_grad() inside the loss).")
+    return "It is the b^2-weighted DSM loss, and gradients reach the model."
