@@ -69,6 +69,7 @@ SERVER_START_S = 60      # JupyterLab answering /api/status
 RUN_ALL_S = 240          # a notebook's cells, run in the browser's kernel
 UPDATE_S = 20            # a moved control's new image reaching the page
 QUIET_S = 1.5            # the kernel idle, with no new activity, for this long = done
+MOVE_QUIET_S = 0.4       # the same, after moving a control
 
 
 # ----------------------------------------------------------------- which cells show widgets
@@ -210,8 +211,8 @@ class Lab:
             time.sleep(0.2)
         raise TimeoutError(f"no idle kernel for {notebook} within {timeout} s:\n{self.log_tail()}")
 
-    def wait_finished(self, kernel_id: str, since: str, timeout: float = RUN_ALL_S) -> None:
-        """Return once the kernel was active after `since`, is idle, and stayed so for QUIET_S."""
+    def wait_finished(self, kernel_id: str, since: str, timeout: float = RUN_ALL_S, quiet: float = QUIET_S):
+        """Return once the kernel was active after `since`, is idle, and stayed so for `quiet` s."""
         deadline = time.monotonic() + timeout
         quiet_from, last = None, None
         while time.monotonic() < deadline:
@@ -221,7 +222,7 @@ class Lab:
             if k["last_activity"] > since and k["execution_state"] == "idle":
                 if k["last_activity"] != last:
                     quiet_from, last = time.monotonic(), k["last_activity"]
-                elif time.monotonic() - quiet_from >= QUIET_S:
+                elif time.monotonic() - quiet_from >= quiet:
                     return
             else:
                 quiet_from, last = None, None
@@ -283,11 +284,15 @@ def browser(lab):
             b.close()
 
 
+RAN_ALL_JS = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                           .every(p => !p.textContent.includes('*'))"""
+
+
 class Opened:
     """A widget notebook open in its own page, after Run All: how it went."""
 
-    def __init__(self, name: str, page):
-        self.name, self.page = name, page
+    def __init__(self, name: str, page, lab: Lab):
+        self.name, self.page, self.lab = name, page, lab
         self.js_errors: list[str] = []
         page.on("pageerror", lambda err: self.js_errors.append(str(err)))
         self.kernel = self.since = None
@@ -305,10 +310,11 @@ def ran(lab, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     opened = {}
     for name in WIDGET_NOTEBOOKS:
-        for old in SHOTS.glob(f"{Path(name).stem}-*.png"):
+        for old in [*SHOTS.glob(f"{Path(name).stem}-*.png"), *SHOTS.glob(f"{Path(name).stem}-*.json")]:
             old.unlink()
-        opened[name] = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}))
-        opened[name].page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset")
+        opened[name] = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}), lab)
+        opened[name].page.goto(  # a workspace of its own, or JupyterLab redirects the second page
+            f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}&reset")
     for o in opened.values():
         try:
             o.page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
@@ -323,6 +329,8 @@ def ran(lab, browser):
         if o.failure is None:
             try:
                 lab.wait_finished(o.kernel, o.since)
+                # the page agrees: no cell still queued or running ("[*]")
+                o.page.wait_for_function(RAN_ALL_JS, timeout=RUN_ALL_S * 1000)
                 o.run_s = time.monotonic() - o.start
             except Exception as err:
                 o.failure = err
@@ -352,6 +360,13 @@ def _image_state(img) -> tuple[str, bytes]:
     return img.get_attribute("src") or "", img.screenshot()
 
 
+HINTS = {
+    "dropdown-keyboard": " (JupyterLab's notebook takes ArrowUp/ArrowDown pressed on a focused <select>: it "
+                         "moves the cell cursor instead. Give the widget a slider or W.ToggleButtons as its "
+                         "main control, as PushForwardWidget does)",
+}
+
+
 def _wait_new_image(page, img, old_src: str, what: str) -> float:
     start = time.monotonic()
     handle = img.element_handle()
@@ -360,15 +375,20 @@ def _wait_new_image(page, img, old_src: str, what: str) -> float:
             "([el, old]) => el.src && el.src !== old && el.complete && el.naturalWidth > 0",
             arg=[handle, old_src], timeout=UPDATE_S * 1000)
     except Exception as err:  # playwright's TimeoutError
-        raise AssertionError(f"{what}: the figure did not change within {UPDATE_S} s") from err
+        hint = next((h for k, h in HINTS.items() if k in what), "")
+        raise AssertionError(f"{what}: the figure did not change within {UPDATE_S} s{hint}") from err
     return time.monotonic() - start
 
 
-def _move(page, widget, img, stem: str, step: str, action) -> float:
+def _move(o: Opened, widget, img, stem: str, step: str, action) -> float:
+    """Do `action`; wait for a new image, then for the kernel to settle; compare; screenshot."""
+    page = o.page
     old_src, old_pixels = _image_state(img)
+    since = o.lab.api(f"/api/kernels/{o.kernel}")["last_activity"]
     action()
     seconds = _wait_new_image(page, img, old_src, f"{stem} {step}")
-    page.wait_for_timeout(50)  # let the new image paint
+    o.lab.wait_finished(o.kernel, since, timeout=UPDATE_S, quiet=MOVE_QUIET_S)  # every redraw sent
+    page.wait_for_timeout(100)  # and painted
     new_src, new_pixels = _image_state(img)
     widget.screenshot(path=str(SHOTS / f"{stem}-{step}.png"))
     assert new_src != old_src, f"{stem} {step}: the image source did not change"
@@ -426,10 +446,10 @@ CONTROLS = {  # kind -> (selector of one control, how to move it)
 }
 
 
-def _drive_widget(page, widget, stem: str) -> dict[str, float]:
+def _drive_widget(o: Opened, widget, stem: str) -> dict[str, float]:
     """Main control (first slider, else first dropdown, else first buttons) by keyboard and mouse;
     the first control of each other kind by mouse."""
-    img = widget.locator("img").first
+    page, img = o.page, widget.locator("img").first
     img.wait_for(state="visible", timeout=UPDATE_S * 1000)
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=str(SHOTS / f"{stem}-0-initial.png"))
@@ -443,7 +463,7 @@ def _drive_widget(page, widget, stem: str) -> dict[str, float]:
         for how, action in moves:
             n += 1
             step = f"{n}-{kind}-{how}"
-            timings[step] = round(_move(page, widget, img, stem, step, action), 2)
+            timings[step] = round(_move(o, widget, img, stem, step, action), 2)
     return timings
 
 
@@ -459,6 +479,13 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
             raise o.failure
         errors = _errors_shown(page)
         assert not errors, f"{notebook}: cells show errors after Run All:\n" + "\n---\n".join(errors)
+        prompts = page.locator(".jp-Notebook .jp-Cell").evaluate_all(
+            "cells => cells.map(c => (c.querySelector('.jp-InputPrompt') || {}).textContent || '')")
+        code = [i for i, c in enumerate(nbformat.read(LECTURES / notebook, 4).cells)
+                if c.cell_type == "code" and c.source.strip()]
+        not_run = [i for i in code if not any(ch.isdigit() for ch in prompts[i])]
+        assert len(prompts) == len(nbformat.read(LECTURES / notebook, 4).cells), "the page shows other cells"
+        assert not not_run, f"{notebook}: Run All did not run cells {not_run}"
         timings = {}
         for index in WIDGET_NOTEBOOKS[notebook]:
             widget = _cell(page, index).locator(".jp-OutputArea-output .widget-vbox").first
@@ -469,11 +496,13 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
                 shown = _cell(page, index).locator(".jp-OutputArea").inner_text()
                 raise AssertionError(f"{notebook} cell {index}: no widget rendered; the output shows "
                                      f"{shown[:300]!r}") from err
-            timings[where] = _drive_widget(page, widget, where)
+            timings[where] = _drive_widget(o, widget, where)
         errors = _errors_shown(page)
         assert not errors, f"{notebook}: cells show errors after moving the widgets:\n" + "\n---\n".join(errors)
         assert not o.js_errors, f"{notebook}: the page raised JavaScript errors: {o.js_errors}"
-        print(f"{notebook}: run all {o.run_s:.1f} s; seconds to redraw: {json.dumps(timings)}")
+        summary = {"run_all_s": round(o.run_s, 1), "seconds_to_redraw": timings}
+        (SHOTS / f"{stem}-timings.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"{notebook}: {json.dumps(summary)}")
     except BaseException:
         page.screenshot(path=str(SHOTS / f"{stem}-failure.png"), full_page=True)
         raise
