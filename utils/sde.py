@@ -78,7 +78,7 @@ def diffusion_time(t):
 def _as_times(s, x: torch.Tensor) -> torch.Tensor:
     """s as a tensor of shape (n,) matching the batch x (n, d)."""
     if not isinstance(s, torch.Tensor):
-        s = torch.tensor(float(s))
+        s = torch.tensor(float(s), dtype=x.dtype, device=x.device)
     s = s.to(dtype=x.dtype, device=x.device)
     if s.ndim == 0:
         s = s.expand(x.shape[0])

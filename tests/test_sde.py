@@ -1,0 +1,191 @@
+"""utils.sde against closed forms, autograd, simulation and the Fokker-Planck equation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from utils.errors import InputError
+from utils.metrics import w2
+from utils.sde import (VESDE, VPSDE, GaussianMixture, ScoreModel, diffusion_time, dsm_loss, eight_gaussians_mixture,
+                       em_step, flow_time, mixture_log_prob, probability_flow_field, sample_probability_flow,
+                       sample_reverse_sde, train_score_model)
+
+SDES = [VPSDE(), VPSDE(beta_min=0.5, beta_max=5.0), VESDE(), VESDE(sigma_min=0.05, sigma_max=3.0)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster than several on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _target():
+    return GaussianMixture(torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]]), torch.tensor([0.3, 0.5, 0.2]),
+                           torch.tensor([0.5, 0.3, 0.2]))
+
+
+def test_time_convention_is_one_mapping_both_ways():
+    t = torch.linspace(0, 1, 11)
+    assert torch.allclose(flow_time(diffusion_time(t)), t) and diffusion_time(0.0) == 1.0 and flow_time(0.0) == 1.0
+    sde, target = VPSDE(), _target()
+    score = target.score_fn(sde)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    u = probability_flow_field(sde, score)(x, torch.full((5,), 0.3, dtype=torch.float64))
+    s = torch.full((5,), 0.7, dtype=torch.float64)  # flow t = 0.3 is diffusion s = 0.7; dt = -ds
+    assert torch.allclose(u, -(sde.drift(x, s) - 0.5 * sde.diffusion(s)[:, None] ** 2 * score(x, s)))
+
+
+@pytest.mark.parametrize("sde", SDES, ids=repr)
+def test_kernels_match_simulating_the_forward_sde(sde):
+    g = torch.Generator().manual_seed(0)
+    n, num_steps = 4000, 400
+    x_data = torch.tensor([1.5, -0.5], dtype=torch.float64).expand(n, 2)
+    x, ds = x_data.clone(), 1.0 / num_steps
+    checkpoints = {200: 0.5, 400: 1.0}
+    for k in range(num_steps):
+        x = em_step(x, k * ds, ds, sde.drift, sde.diffusion, torch.randn(n, 2, generator=g, dtype=torch.float64))
+        if k + 1 in checkpoints:
+            a, b = sde.kernel(torch.tensor(checkpoints[k + 1], dtype=torch.float64))
+            assert torch.allclose(x.mean(0), a * x_data[0], atol=4 * b.item() / math.sqrt(n) + 0.01 * b.item())
+            assert x.std(0) == pytest.approx([b.item()] * 2, rel=0.05)
+
+
+def test_kernel_closed_forms_at_the_ends():
+    vp = VPSDE()
+    a1, b1 = vp.kernel(1.0)
+    assert a1.item() == pytest.approx(math.exp(-0.5 * (0.1 + 0.5 * 19.9)))
+    assert a1**2 + b1**2 == pytest.approx(1.0)  # variance preserving
+    a0, b0 = vp.kernel(0.0)
+    assert a0.item() == 1.0 and b0.item() == 0.0
+    ve = VESDE()
+    assert ve.kernel(1.0)[1].item() == pytest.approx(math.sqrt(10.0**2 - 0.01**2)) and ve.kernel(0.0)[1].item() == 0
+
+
+@pytest.mark.parametrize("sde", SDES[::2], ids=repr)
+def test_marginal_density_solves_fokker_planck(sde):
+    """d/ds p = -div(f p) + g^2 / 2 laplacian(p), checked at random points with autograd and finite differences."""
+    target = _target()
+    x = (torch.randn(12, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1.5)
+    for s0 in (0.2, 0.6):
+        h = 1e-5
+        dp_ds = (target.marginal_log_prob(x, s0 + h, sde).exp() - target.marginal_log_prob(x, s0 - h, sde).exp()) / (2 * h)
+        xr = x.clone().requires_grad_(True)
+        s = torch.full((12,), s0, dtype=torch.float64)
+        p = target.marginal_log_prob(xr, s, sde).exp()
+        flux = sde.drift(xr, s) * p[:, None]  # f p
+        div = sum(torch.autograd.grad(flux[:, i].sum(), xr, create_graph=True)[0][:, i] for i in range(2))
+        grad_p = torch.autograd.grad(p.sum(), xr, create_graph=True)[0]
+        lap = sum(torch.autograd.grad(grad_p[:, i].sum(), xr, retain_graph=True)[0][:, i] for i in range(2))
+        rhs = -div + 0.5 * sde.diffusion(s) ** 2 * lap
+        assert torch.allclose(dp_ds, rhs.detach(), atol=1e-5 * max(1.0, rhs.abs().max().item()), rtol=1e-4)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE()], ids=repr)
+def test_score_is_autograd_of_the_exact_log_density(sde):
+    target = _target()
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
+    s = torch.rand(20, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xr = x.clone().requires_grad_(True)
+    auto = torch.autograd.grad(target.marginal_log_prob(xr, s, sde).sum(), xr)[0]
+    assert torch.allclose(target.marginal_score(x, s, sde), auto, atol=1e-10)
+
+
+def test_log_density_against_torch_distributions_and_samples():
+    target, sde = _target(), VPSDE()
+    a, b = sde.kernel(torch.tensor(0.4, dtype=torch.float64))
+    comp = torch.distributions.Independent(torch.distributions.Normal(
+        a * target.means, torch.sqrt(a**2 * target.stds**2 + b**2)[:, None].expand(3, 2)), 1)
+    mix = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(probs=target.weights), comp)
+    x = torch.randn(30, 2, dtype=torch.float64)
+    assert torch.allclose(target.marginal_log_prob(x, 0.4, sde), mix.log_prob(x), atol=1e-10)
+    assert torch.allclose(mixture_log_prob(x, target.means, target.stds, target.weights, a, b), mix.log_prob(x))
+    xs = target.sample(20000, 0, s=0.4, sde=sde, dtype=torch.float64)
+    assert torch.allclose(xs.mean(0), mix.mean, atol=0.03) and torch.allclose(xs.var(0), mix.variance, rtol=0.05)
+
+
+def test_eight_gaussians_is_the_data_set():
+    from utils.datasets import eight_gaussians
+
+    target = eight_gaussians_mixture()
+    data = eight_gaussians(2000, seed=0).double()
+    assert w2(data, target.sample(2000, 5, dtype=torch.float64)) < 0.2
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_probability_flow_keeps_the_exact_marginals(method):
+    """From p at s = 1 the ODE lands on p at s = 0.5 and s = 0: W2 to exact samples is at the finite-sample floor."""
+    target, sde = eight_gaussians_mixture(), VPSDE()
+    n = 300
+    x0 = target.sample(n, 10, s=1.0, sde=sde)  # exact marginal at s = 1 (nearly N(0, I))
+    sol = sample_probability_flow(sde, target.score_fn(sde), x0, num_steps=20, method=method, return_path=True,
+                                  rtol=1e-4, atol=1e-4)
+    half = sol.path[10] if method == "rk4" else sol.path[int(torch.argmin((sol.times - 0.5).abs()))]
+    for got, s in ((half, 0.5), (sol.x, 0.0)):
+        floor = w2(target.sample(n, 11, s=s, sde=sde), target.sample(n, 12, s=s, sde=sde))
+        assert w2(got, target.sample(n, 13, s=s, sde=sde)) < 1.6 * floor + 0.05, s
+    assert sol.nfe == (80 if method == "rk4" else sol.nfe) and sol.nfe > 0
+
+
+def test_reverse_sde_reaches_the_target_and_counts_nfe():
+    target, sde = eight_gaussians_mixture(), VPSDE()
+    n = 300
+    x0 = sde.prior_sample(n, torch.Generator().manual_seed(4))
+    out = sample_reverse_sde(sde, target.score_fn(sde), x0, 200, generator=torch.Generator().manual_seed(5),
+                             return_path=True)
+    assert out.nfe == 200 and out.path.shape == (201, n, 2) and torch.equal(out.path[0], x0)
+    floor = w2(target.sample(n, 11), target.sample(n, 12))
+    assert w2(out.x, target.sample(n, 13)) < 1.6 * floor + 0.05
+    # the noise is seeded: same generator, same samples; and a few steps are far worse
+    again = sample_reverse_sde(sde, target.score_fn(sde), x0, 200, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(again.x, out.x)
+    coarse = sample_reverse_sde(sde, target.score_fn(sde), x0, 2, generator=torch.Generator().manual_seed(5))
+    assert w2(coarse.x, target.sample(n, 13)) > 3 * floor
+
+
+def test_em_step_variance_and_dsm_optimum():
+    x = torch.zeros(20000, 2, dtype=torch.float64)
+    z = torch.randn(20000, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    out = em_step(x, 0.5, 0.01, lambda y, t: torch.ones_like(y), lambda t: 2 + 0 * t, z)
+    assert out.mean().item() == pytest.approx(0.01, abs=0.002) and out.var().item() == pytest.approx(0.04, rel=0.05)
+    # the exact score minimises DSM: any perturbation of it has a larger expected loss
+    target, sde = _target(), VPSDE()
+    g = torch.Generator().manual_seed(7)
+    x_data = target.sample(20000, g, dtype=torch.float64)
+    s = 0.05 + 0.9 * torch.rand(20000, generator=g, dtype=torch.float64)
+    noise = torch.randn(20000, 2, generator=g, dtype=torch.float64)
+    exact = target.score_fn(sde)
+    best = dsm_loss(exact, x_data, s, noise, sde)
+    for eps in (0.2, -0.2):
+        assert dsm_loss(lambda y, r: exact(y, r) * (1 + eps), x_data, s, noise, sde) > best
+
+
+def test_train_score_model_learns_the_score_quickly():
+    target, sde = eight_gaussians_mixture(), VPSDE()
+    model, losses = train_score_model(sde, lambda n, g: target.sample(n, g), num_steps=300, batch_size=256)
+    assert isinstance(model, ScoreModel) and not model.training and len(losses) == 300
+    assert sum(losses[-30:]) / 30 < 0.8 * sum(losses[:30]) / 30
+    x = target.sample(500, 8, s=0.5, sde=sde)
+    s = torch.full((500,), 0.5)
+    with torch.no_grad():
+        err = (model(x, s) - target.marginal_score(x, s, sde)).pow(2).sum(1).mean()
+        zero = target.marginal_score(x, s, sde).pow(2).sum(1).mean()
+    assert err < 0.25 * zero
+
+
+def test_bad_input_is_explained():
+    sde = VPSDE()
+    with pytest.raises(InputError, match="beta_min"):
+        VPSDE(beta_min=1.0, beta_max=0.5)
+    with pytest.raises(InputError, match="positive integer"):
+        sample_reverse_sde(sde, lambda x, s: -x, torch.zeros(3, 2), 0)
+    with pytest.raises(InputError, match="stds"):
+        GaussianMixture(torch.zeros(2, 2), torch.tensor([1.0, -1.0]), torch.ones(2))
+    with pytest.raises(InputError, match="shape"):
+        sde.drift(torch.zeros(3, 2), torch.zeros(4))
+    with pytest.raises(InputError, match="data"):
+        train_score_model(sde, "moons", num_steps=1)
