@@ -21,6 +21,11 @@ help:
 	@echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
 	@echo "make bench      time every notebook (solutions and lectures)"
 	@echo "make lock       re-pin requirements.txt and environment.yml from requirements.in"
+	@echo "instructors (INSTRUCTORS.md):"
+	@echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
+	@echo "make assignment EXERCISES=\"1.1 1.3\" OUT=dir   student notebooks with only those exercises open"
+	@echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [JOBS=2]   autograde, write grades.csv + feedback"
+	@echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
 
 setup: $(STAMP)
 
@@ -61,6 +66,24 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(PY) -m pip install $(PIP_QUIET) -r requirements.in
 	$(PY) -m tools.lock
+
+# Instructor toolkit (INSTRUCTORS.md): catalogue, assignments, autograding, nbgrader export
+.PHONY: catalogue assignment grade nbgrader
+
+catalogue: $(STAMP)
+	$(PY) -m tools.catalogue
+
+assignment: $(STAMP)
+	@test -n "$(EXERCISES)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir'; exit 2; }
+	$(PY) -m tools.assignment $(EXERCISES) --out "$(OUT)"
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=2]'; exit 2; }
+	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") --jobs $(or $(JOBS),1)
+
+nbgrader: $(STAMP)
+	@test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }
+	$(PY) -m tools.nbgrader_export --out "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(NAME),--name "$(NAME)")
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
