@@ -5,6 +5,11 @@ x (n, dim), t (n,) -> (n, dim). Time enters as extra input features
 (t and a few sinusoids), which is enough for 2D problems on a CPU. The
 3x64 SELU MLP is the network of the 2D results the course compares with
 (Tong et al. 2024).
+
+``ConditionalMLP(dim, num_classes)`` maps (x, t, y) to a vector of x's shape:
+a class label y (n,) enters through a learned embedding, and the extra label
+``null_label = num_classes`` means "no label" (classifier-free guidance,
+notebook 07).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from torch import nn
 
 from .errors import InputError, check_points
 
-__all__ = ["TimeMLP", "time_features", "count_parameters"]
+__all__ = ["TimeMLP", "ConditionalMLP", "time_features", "count_parameters"]
 
 
 def time_features(t: torch.Tensor, num_freqs: int = 4) -> torch.Tensor:
@@ -51,6 +56,51 @@ class TimeMLP(nn.Module):
             raise InputError(f"`t` must have shape ({x.shape[0]},) for x of shape {tuple(x.shape)}, "
                              f"got {tuple(t.shape)}.")
         return self.net(torch.cat([x, time_features(t.to(x.dtype), self.num_freqs)], dim=1))
+
+
+class ConditionalMLP(nn.Module):
+    """A class-conditional field v_theta(x, t, y) for classifier-free guidance (notebook 07).
+
+    The first layer sees x and the time features; a learned embedding of the label y is added to
+    its output; then ``depth - 1`` more hidden layers of width ``hidden`` (SELU). Labels run over
+    0..num_classes - 1, and ``null_label = num_classes`` stands for "no label": trained on labels
+    dropped at random, one network gives both v(x, t | y) and v(x, t | no label).
+    """
+
+    def __init__(self, dim: int = 64, num_classes: int = 10, hidden: int = 256, depth: int = 3,
+                 num_freqs: int = 4):
+        super().__init__()
+        if depth < 1 or num_classes < 1:
+            raise InputError(f"need depth >= 1 and num_classes >= 1, got {depth} and {num_classes}.")
+        self.dim, self.num_classes, self.num_freqs = dim, num_classes, num_freqs
+        self.null_label = num_classes
+        self.inp = nn.Linear(dim + 1 + 2 * num_freqs, hidden)
+        self.label_embedding = nn.Embedding(num_classes + 1, hidden)
+        layers = []
+        for _ in range(depth - 1):
+            layers += [nn.SELU(), nn.Linear(hidden, hidden)]
+        layers += [nn.SELU(), nn.Linear(hidden, dim)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor) -> torch.Tensor:
+        check_points(x, "x", dim=self.dim)
+        n = x.shape[0]
+        if not isinstance(t, torch.Tensor):
+            t = torch.full((n,), float(t), device=x.device, dtype=x.dtype)
+        if t.ndim == 0:
+            t = t.expand(n)
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        if t.shape != (n,):
+            raise InputError(f"`t` must have shape ({n},) for x of shape {tuple(x.shape)}, got {tuple(t.shape)}.")
+        if not isinstance(y, torch.Tensor) or y.shape != (n,) or y.is_floating_point():
+            got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise InputError(f"`y` must be integer labels of shape ({n},), got {got}.")
+        if n and (y.min() < 0 or y.max() > self.null_label):
+            raise InputError(f"labels must lie in 0..{self.null_label} ({self.null_label} = no label), "
+                             f"got values from {int(y.min())} to {int(y.max())}.")
+        h = self.inp(torch.cat([x, time_features(t.to(x.dtype), self.num_freqs)], dim=1))
+        return self.net(h + self.label_embedding(y.to(x.device)))
 
 
 def count_parameters(model: nn.Module) -> int:

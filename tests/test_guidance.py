@@ -1,0 +1,98 @@
+"""utils.guidance and models.ConditionalMLP: label dropout, the guided field, the sampler, training."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from utils import guidance
+from utils.errors import InputError
+from utils.models import ConditionalMLP
+from utils.solvers import solve_ode
+
+
+def test_conditional_mlp_shapes_labels_and_errors():
+    torch.manual_seed(0)
+    model = ConditionalMLP(dim=6, num_classes=3, hidden=16)
+    x, t = torch.randn(5, 6), torch.rand(5)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    out = model(x, t, y)
+    assert out.shape == (5, 6) and model.null_label == 3
+    # the label matters; time may be a float
+    assert not torch.allclose(model(x, t, torch.zeros_like(y)), model(x, t, torch.ones_like(y)))
+    assert torch.allclose(model(x, 0.5, y), model(x, torch.full((5,), 0.5), y))
+    with pytest.raises(InputError, match="labels must lie"):
+        model(x, t, torch.tensor([0, 1, 2, 4, 0]))
+    with pytest.raises(InputError, match="integer labels"):
+        model(x, t, y.float())
+
+
+def test_drop_labels_rate_copy_and_reproducibility():
+    y = torch.arange(50_000) % 10
+    out = guidance.drop_labels(y, 0.2, 10, torch.Generator().manual_seed(0))
+    assert torch.equal(y, torch.arange(50_000) % 10)  # not in place
+    assert abs((out == 10).double().mean().item() - 0.2) < 0.01
+    assert torch.equal(out[out != 10], y[out != 10])
+    assert torch.equal(out, guidance.drop_labels(y, 0.2, 10, torch.Generator().manual_seed(0)))
+    assert torch.equal(guidance.drop_labels(y, 0.0, 10), y)
+    assert (guidance.drop_labels(y, 1.0, 10) == 10).all()
+    with pytest.raises(InputError):
+        guidance.drop_labels(y, 1.5, 10)
+
+
+class Linear:
+    """v(x, t, y) = a_y - x: the conditional flow from x0 ends at a known point."""
+    null_label = 2
+
+    def __init__(self):
+        self.a = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.5, 0.5]], dtype=torch.float64)
+
+    def __call__(self, x, t, y):
+        return self.a[y] - x
+
+
+def test_guided_velocity_closed_form():
+    model, x = Linear(), torch.zeros(2, 2, dtype=torch.float64)
+    y, t = torch.tensor([0, 1]), torch.zeros(2, dtype=torch.float64)
+    v = guidance.guided_velocity(model, x, t, y, 2.0)
+    # (1 + w) a_y - w a_null at x = 0
+    assert torch.allclose(v, torch.tensor([[2.0, -1.0], [-1.0, 5.0]], dtype=torch.float64))
+    assert torch.equal(guidance.guided_velocity(model, x, t, y, 0.0), model(x, t, y))
+
+
+def test_sample_guided_is_euler_and_converges_to_the_exact_flow():
+    model = Linear()
+    x0 = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y, w = torch.tensor([0, 1, 0, 1]), 1.5
+    got = guidance.sample_guided(model, x0, y, w, 10)
+    field = lambda x, t: guidance.guided_velocity(model, x, t, y, w)  # noqa: E731
+    assert torch.allclose(got, solve_ode(field, x0, num_steps=10, method="euler").x)
+    # dx/dt = c - x with c = (1 + w) a_y - w a_null: x(1) = c + (x0 - c) e^-1
+    c = (1 + w) * model.a[y] - w * model.a[model.null_label]
+    exact = c + (x0 - c) * torch.exp(torch.tensor(-1.0, dtype=torch.float64))
+    fine = guidance.sample_guided(model, x0, y, w, 2000)
+    assert torch.allclose(fine, exact, atol=1e-3)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks train fastest on one thread (and do not stall on a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_train_guided_is_reproducible_and_learns(one_thread):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2
+    x = torch.randn(200, 4, generator=g) * 0.1 + torch.where(y[:, None] == 0, -1.0, 1.0)
+    kw = dict(num_steps=150, batch_size=64, hidden=32, device=torch.device("cpu"))
+    model, losses = guidance.train_guided(x, y, **kw)
+    _, again = guidance.train_guided(x, y, **kw)
+    assert losses == again
+    assert sum(losses[-20:]) < 0.7 * sum(losses[:20])
+    # guided samples of class 1 land near +1, of class 0 near -1
+    x0 = torch.randn(100, 4, generator=g)
+    for label, sign in ((0, -1.0), (1, 1.0)):
+        s = guidance.sample_guided(model, x0, torch.full((100,), label), 1.0, 20)
+        assert (s.mean(0) * sign).min() > 0.5
