@@ -148,8 +148,6 @@ class Lab:
         self.root = tmp / "lectures"
         shutil.copytree(LECTURES, self.root)
         self.token = uuid.uuid4().hex
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         dirs = {name: tmp / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")}
         for d in dirs.values():
             d.mkdir()
@@ -168,13 +166,18 @@ class Lab:
                    JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]), IPYTHONDIR=str(dirs["ipython"]),
                    JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
         env.pop("COURSE_QUIET", None)  # what a student sees: progress bars and all
-        self.log_path = tmp / "jupyterlab.log"
-        self._log = open(self.log_path, "wb")
+        self.env, self.log_path = env, tmp / "jupyterlab.log"
+        self._log = open(self.log_path, "ab")
+        self._start()
+
+    def _start(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"],
-            cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=self.tmp, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
 
     def log_tail(self, n: int = 3000) -> str:
@@ -189,9 +192,13 @@ class Lab:
         return json.loads(body) if body else None
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_S
+        deadline, retries = time.monotonic() + SERVER_START_S, 2
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if retries and "already in use" in self.log_tail():  # someone took the free port first
+                    retries -= 1
+                    self._start()
+                    continue
                 raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 self.api("/api/status")
@@ -297,7 +304,7 @@ class Opened:
         page.on("pageerror", lambda err: self.js_errors.append(str(err)))
         self.kernel = self.since = None
         self.failure: BaseException | None = None
-        self.run_s = float("nan")
+        self.run_s = self.opened_s = self.kernel_s = self.ready_s = float("nan")
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +313,9 @@ def ran(lab, browser):
 
     The kernels run side by side, so the whole takes about as long as the slowest notebook.
     """
+    t0 = time.monotonic()
     lab.wait_ready()
+    ready_s = time.monotonic() - t0
     SHOTS.mkdir(parents=True, exist_ok=True)
     opened = {}
     for name in WIDGET_NOTEBOOKS:
@@ -316,9 +325,12 @@ def ran(lab, browser):
         opened[name].page.goto(  # a workspace of its own, or JupyterLab redirects the second page
             f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}&reset")
     for o in opened.values():
+        o.ready_s = ready_s
         try:
             o.page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+            o.opened_s = time.monotonic() - t0
             o.kernel = lab.kernel_of(o.name)
+            o.kernel_s = time.monotonic() - t0
             o.since = lab.api(f"/api/kernels/{o.kernel}")["last_activity"]
             o.start = time.monotonic()
             o.page.locator(".lm-MenuBar-item", has_text="Run").click()
@@ -399,16 +411,18 @@ def _move(o: Opened, widget, img, stem: str, step: str, action) -> float:
 def _slider_moves(page, slider):
     handle = slider.locator(".noUi-handle").first
 
-    def keyboard():
+    def keyboard():  # one step up, or down from the top
+        at_max = float(handle.get_attribute("aria-valuenow")) >= float(handle.get_attribute("aria-valuemax"))
         handle.focus()
-        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
 
-    def mouse():
-        box = handle.bounding_box()
+    def mouse():  # drag the handle 40 px, towards the side with room
+        box, track = handle.bounding_box(), slider.locator(".noUi-target").first.bounding_box()
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        to = x + 40 if x + 40 < track["x"] + track["width"] else x - 40
         page.mouse.move(x, y)
         page.mouse.down()
-        page.mouse.move(x + 40, y, steps=5)
+        page.mouse.move(to, y, steps=5)
         page.mouse.up()
 
     return keyboard, mouse
@@ -500,7 +514,9 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
         errors = _errors_shown(page)
         assert not errors, f"{notebook}: cells show errors after moving the widgets:\n" + "\n---\n".join(errors)
         assert not o.js_errors, f"{notebook}: the page raised JavaScript errors: {o.js_errors}"
-        summary = {"run_all_s": round(o.run_s, 1), "seconds_to_redraw": timings}
+        summary = {"seconds_after_browser_start_to": {"server_ready": round(o.ready_s, 1),
+                   "page_shown": round(o.opened_s, 1), "kernel_idle": round(o.kernel_s, 1)},
+                   "run_all_s": round(o.run_s, 1), "seconds_to_redraw": timings}
         (SHOTS / f"{stem}-timings.json").write_text(json.dumps(summary, indent=1) + "\n")
         print(f"{notebook}: {json.dumps(summary)}")
     except BaseException:
