@@ -1,0 +1,185 @@
+"""Checks of notebook 02 accept correct answers written differently and reject plausible mistakes."""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+from tests import checkcases
+from utils import flows
+from utils.changevars import standard_normal_log_prob
+
+
+# ---- 2.1: a differently written correct layer: separate nets, index splitting, zero-initialised outputs
+class CouplingSplit(nn.Module):
+    def __init__(self, mask, hidden=32):
+        super().__init__()
+        self.register_buffer("keep", mask.bool())
+        k, m = int(mask.sum()), int((1 - mask).sum())
+        self.s = nn.Sequential(nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, m))
+        self.t = nn.Sequential(nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, m))
+        for net in (self.s, self.t):
+            nn.init.zeros_(net[-1].weight)
+            nn.init.zeros_(net[-1].bias)
+
+    def forward(self, z):
+        a, b = z[:, self.keep], z[:, ~self.keep]
+        s = self.s(a)
+        x = z.clone()
+        x[:, ~self.keep] = b * torch.exp(s) + self.t(a)
+        return x, s.sum(1)
+
+    def inverse(self, x):
+        a, b = x[:, self.keep], x[:, ~self.keep]
+        s = self.s(a)
+        z = x.clone()
+        z[:, ~self.keep] = (b - self.t(a)) / torch.exp(s)
+        return z, -s.sum(1)
+
+
+class CouplingLogdetAll(flows.AffineCoupling):
+    def forward(self, z):
+        x, _ = super().forward(z)
+        return x, self.scale_shift(z * self.mask)[0].sum(-1)
+
+
+class CouplingInverseTimes(flows.AffineCoupling):
+    def inverse(self, x):
+        m = self.mask
+        s, t = self.scale_shift(x * m)
+        return m * x + (1 - m) * (x - t) * torch.exp(s), -((1 - m) * s).sum(-1)
+
+
+class CouplingInverseOrder(flows.AffineCoupling):
+    def inverse(self, x):
+        m = self.mask
+        s, t = self.scale_shift(x * m)
+        return m * x + (1 - m) * (x * torch.exp(-s) - t), -((1 - m) * s).sum(-1)
+
+
+class CouplingInverseSign(flows.AffineCoupling):
+    def inverse(self, x):
+        return super().inverse(x)[0], -super().inverse(x)[1]
+
+
+class CouplingExpLogdet(flows.AffineCoupling):
+    def forward(self, z):
+        x, _ = super().forward(z)
+        return x, ((1 - self.mask) * torch.exp(self.scale_shift(z * self.mask)[0])).sum(-1)
+
+
+class CouplingAdditive(flows.AffineCoupling):
+    def forward(self, z):
+        t = self.scale_shift(z * self.mask)[1]
+        return z + (1 - self.mask) * t, z.new_zeros(z.shape[0])
+
+    def inverse(self, x):
+        t = self.scale_shift(x * self.mask)[1]
+        return x - (1 - self.mask) * t, x.new_zeros(x.shape[0])
+
+
+class CouplingWrongHalf(flows.AffineCoupling):
+    def forward(self, z):  # transforms the kept half, conditioned on itself: not invertible this way
+        m = self.mask
+        s, t = self.scale_shift(z * m)
+        return (1 - m) * z + m * (z * torch.exp(s) + t), (m * s).sum(-1)
+
+
+# ---- 2.2
+class FlowReduce(nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    @staticmethod
+    def _step(carry, fn):
+        x, ld = carry
+        y, d = fn(x)
+        return y, ld + d
+
+    def forward(self, z):
+        return functools.reduce(self._step, list(self.layers), (z, 0.0))
+
+    def inverse(self, x):
+        return functools.reduce(self._step, [l.inverse for l in self.layers[::-1]], (x, 0.0))
+
+
+class FlowSameOrder(flows.Flow):
+    def inverse(self, x):
+        total = 0
+        for layer in self.layers:
+            x, ld = layer.inverse(x)
+            total = total + ld
+        return x, total
+
+
+class FlowLastLogdet(flows.Flow):
+    def forward(self, z):
+        for layer in self.layers:
+            z, ld = layer(z)
+        return z, ld
+
+
+class FlowPlainList(flows.Flow):
+    def __init__(self, layers):
+        nn.Module.__init__(self)
+        self._layers = list(layers)
+
+    @property
+    def layers(self):
+        return self._layers
+
+
+# ---- 2.3
+def nll_distributions(flow, x):
+    z, log_det = flow.inverse(x)
+    return -(D.Normal(0.0, 1.0).log_prob(z).sum(dim=1) + log_det).sum() / x.shape[0]
+
+
+def nll_no_logdet(flow, x):
+    return -standard_normal_log_prob(flow.inverse(x)[0]).mean()
+
+
+def nll_logdet_sign(flow, x):
+    z, ld = flow.inverse(x)
+    return -(standard_normal_log_prob(z) - ld).mean()
+
+
+def nll_forward(flow, x):
+    z, ld = flow(x)
+    return -(standard_normal_log_prob(z) + ld).mean()
+
+
+def nll_sum(flow, x):
+    z, ld = flow.inverse(x)
+    return -(standard_normal_log_prob(z) + ld).sum()
+
+
+def nll_per_point(flow, x):
+    z, ld = flow.inverse(x)
+    return -(standard_normal_log_prob(z) + ld)
+
+
+def log_likelihood(flow, x):
+    z, ld = flow.inverse(x)
+    return (standard_normal_log_prob(z) + ld).mean()
+
+
+CORRECT = {
+    "2.1": [flows.AffineCoupling, CouplingSplit],
+    "2.2": [flows.Flow, FlowReduce],
+    "2.3": [flows.flow_nll, nll_distributions],
+}
+WRONG = {
+    "2.1": [(CouplingLogdetAll, "every coordinate"), (CouplingInverseTimes, "exp(-s)"),
+            (CouplingInverseOrder, "undo the shift"), (CouplingInverseSign, "sign"),
+            (CouplingExpLogdet, "not of exp(s)"), (CouplingAdditive, "additive"),
+            (CouplingWrongHalf, "unchanged")],
+    "2.2": [(FlowSameOrder, "reversed"), (FlowLastLogdet, "add up"), (FlowPlainList, "ModuleList")],
+    "2.3": [(nll_no_logdet, "missing"), (nll_logdet_sign, "wrong sign"), (nll_forward, "inverse"),
+            (nll_sum, "mean"), (nll_per_point, "scalar"), (log_likelihood, "minus the log-likelihood")],
+}
+
+test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
