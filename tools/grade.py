@@ -53,7 +53,6 @@ import nbformat
 import nbformat.reader
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbclient.util import run_sync
 
 from tools.nbcells import course_meta, exercise_cells, parse_ids
 
@@ -84,6 +83,7 @@ class ExerciseGrade:
 class StudentGrade:
     student: str
     files: list[str] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)  # the course notebooks recognised
     results: dict[str, ExerciseGrade] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -136,6 +136,13 @@ class _Client(NotebookClient):
         self._max_out = max_output_bytes
         self._out_bytes: Counter = Counter()
         self.truncated: set[int] = set()
+        self.timed_out = False
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        # nbclient interrupts the kernel and, with error_on_timeout, ends the cell as an error
+        # while still collecting (then cancelling) its outputs: no stray reader is left behind
+        self.timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -227,7 +234,8 @@ def _run(steps: list[_Step], workdir: Path, limits: Limits, events: dict, notes:
         for k in skip:  # a grade step that crashed or hung: the notebook goes on with the reference
             nb.cells[k].source = f"__course_reference__({steps[k].ex!r})" if steps[k].kind == "grade" else ""
         client = _Client(nb, kernel_name="python3", allow_errors=True, shutdown_kernel="immediate",
-                         record_timing=False, interrupt_on_timeout=False, startup_timeout=120,
+                         record_timing=False, interrupt_on_timeout=True, startup_timeout=120,
+                         error_on_timeout={"ename": "TimeoutError", "evalue": "the cell timed out", "traceback": []},
                          resources={"metadata": {"path": str(workdir)}},
                          max_output_bytes=limits.max_output_bytes)
         restart = False
@@ -242,25 +250,28 @@ def _run(steps: list[_Step], workdir: Path, limits: Limits, events: dict, notes:
                         return
                     limit = limits.check_timeout if steps[k].kind == "grade" else limits.cell_timeout
                     client.timeout = max(1, int(min(limit, remaining)))
+                    client.timed_out = False
                     try:
                         client.execute_cell(cell, k)
-                    except CellTimeoutError:
-                        events[k] = "timeout"
-                        if not _interrupt(client, cell, k, limits):
-                            skip.add(k)
-                            restart = True
-                            break
+                    except CellTimeoutError:  # not expected (nbclient interrupts), but to be safe
+                        client.timed_out = True
                     except DeadKernelError:
                         events[k] = "crash"
                         skip.add(k)
                         restart = True
                         break
-                    else:
-                        err = _error_of(cell)
-                        if err and k not in skip:
-                            events[k] = err
-                        if k in client.truncated:
-                            events.setdefault(("flood", k), True)
+                    if client.timed_out:
+                        events[k] = "timeout"
+                        if not _responsive(client, k, limits):
+                            skip.add(k)
+                            restart = True
+                            break
+                        continue
+                    err = _error_of(cell)
+                    if err and k not in skip:
+                        events[k] = err
+                    if k in client.truncated:
+                        events.setdefault(("flood", k), True)
         except (CellTimeoutError, DeadKernelError):
             restart = True
         except Exception as e:  # the kernel could not start, or nbclient failed: grading error
@@ -274,18 +285,17 @@ def _run(steps: list[_Step], workdir: Path, limits: Limits, events: dict, notes:
     events["deadline"] = -1
 
 
-def _interrupt(client, cell, k, limits: Limits) -> bool:
-    """Interrupt the kernel after a timeout; True if it answers again within the grace period."""
+def _responsive(client, k, limits: Limits) -> bool:
+    """After a timed-out cell was interrupted: True if the kernel answers within the grace period."""
+    client.interrupt_on_timeout = False  # a probe that times out raises: the kernel is stuck
     try:
-        run_sync(client.km.interrupt_kernel)()
-        probe = nbformat.v4.new_code_cell("pass")
         client.timeout = max(1, int(limits.interrupt_grace))
-        client.execute_cell(probe, k)
+        client.execute_cell(nbformat.v4.new_code_cell("pass"), k)
         return True
-    except (CellTimeoutError, DeadKernelError):
+    except Exception:  # CellTimeoutError, DeadKernelError
         return False
-    except Exception:
-        return False
+    finally:
+        client.interrupt_on_timeout = True
 
 
 def _describe_step_event(ev) -> str:
@@ -437,6 +447,7 @@ def grade_student(student: str, paths: list[Path], exercises: list[str] | None =
                 sg.notes.append(f"{path.name} is another copy of {stem}: graded {prev.name} only.")
                 continue
         chosen[stem] = (path, nb)
+    sg.notebooks = sorted(chosen)
     for stem, (path, nb) in sorted(chosen.items()):
         of_nb = [e.id for e in registry.values() if e.notebook == stem]
         if exercises is not None:
@@ -540,8 +551,9 @@ def grade(submissions: Path, out: Path, exercises=None, limits: Limits | None = 
         for i in ids:
             if i not in g.results:
                 ex = registry[i]
-                g.results[i] = ExerciseGrade(i, ex.title, NOT_ATTEMPTED, 0.0, float(ex.points),
-                                             f"Notebook {ex.notebook} was not in the submission.")
+                why = (f"Not graded: exercise {i} was not part of this student's assignment."
+                       if ex.notebook in g.notebooks else f"Notebook {ex.notebook} was not in the submission.")
+                g.results[i] = ExerciseGrade(i, ex.title, NOT_ATTEMPTED, 0.0, float(ex.points), why)
     write(grades, ids, Path(out))
     return grades
 
