@@ -19,7 +19,7 @@ from tests.test_grade import PF_ALT, RAISES
 from tools import grade as G
 from tools.lectures import LECTURES, SOLUTIONS
 from tools.nbcells import exercise_cells
-from tools.nbgrader_export import main, autograded_check_source, to_nbgrader, write_course
+from tools.nbgrader_export import autograded_check_source, main, write_course
 from utils.checks import exercises, load_all
 
 nbgrader = pytest.importorskip("nbgrader", reason="nbgrader is pinned in requirements.in: run `make setup`")

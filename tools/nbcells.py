@@ -48,9 +48,3 @@ def parse_ids(text: str | Iterable[str] | None) -> list[str] | None:
     ids = [t.strip() for t in text if t.strip()]
     return ids or None
 
-
-def unknown_ids(ids: Iterable[str]) -> list[str]:
-    from utils.checks import load_all
-
-    known = load_all()
-    return [i for i in ids if i not in known]

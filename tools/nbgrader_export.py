@@ -30,7 +30,7 @@ import nbformat
 
 from tools.assignment import make_assignment
 from tools.lectures import SOLUTIONS, render, strip_solutions
-from tools.nbcells import course_meta, exercise_cells, parse_ids
+from tools.nbcells import course_meta, parse_ids
 
 COURSE_ID = "flow-matching"
 CONFIG = '''# nbgrader configuration of the Flow Matching course, written by `make nbgrader`.
