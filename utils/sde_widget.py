@@ -30,7 +30,7 @@ class SDEvsODEWidget(FigureWidget):
 
     def __init__(self, sde, score: Callable, log_prob: Callable | None = None, x0: torch.Tensor | None = None,
                  n: int = 200, seed: int = 0, lim: float = 3.2, steps_options=(2, 5, 10, 20, 50, 100, 200),
-                 steps: int = 20, n_trails: int = 40):
+                 steps: int = 20, n_trails: int = 25):
         if not callable(score):
             raise InputError(f"`score` must be a callable score(x, s), got {type(score).__name__}.")
         if x0 is None:
@@ -45,7 +45,7 @@ class SDEvsODEWidget(FigureWidget):
         self.steps = W.SelectionSlider(options=steps_options, value=steps, description="steps")
         self.t = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.01, description="t (flow)",
                                readout_format=".2f")
-        super().__init__([self.steps, self.t], figsize=(10, 4.6), ncols=2)
+        super().__init__([self.steps, self.t], figsize=(10, 4.6), ncols=2, dpi=72)
 
     def paths(self, steps: int | None = None) -> tuple:
         """(times, SDE path, ODE path) for a step count: paths (steps + 1, n, 2), cached."""
