@@ -4,11 +4,13 @@
     loss = training_step(v_theta, optimizer, path, x1, generator)
     model, losses = train_cfm(sample_x1, path=OTPath(), num_steps=2000)          # Gaussian source, a path
     model, losses = train_cfm(sample_x1, sample_x0=..., coupling="ot", sigma=0.1)  # pairs (notebook 06)
+    model, losses = train_cfm(None, sample_pair=draw, coupling="given")  # fixed pairs: reflow (06)
     x = sample_flow(model, x0, num_steps=8)              # Euler from t=0 to t=1
 
 ``sample_x1(n, generator)`` (and ``sample_x0``) return (n, d) tensors. With a
 ``path``, x0 ~ N(0, I) and the target is the path's conditional field. With
-``coupling`` ("independent" or "ot") the model conditions on pairs (x0, x1) and
+``coupling`` ("independent", "ot", or "given" with ``sample_pair(n, generator) -> (x0, x1)``) the
+model conditions on pairs (x0, x1) and
 the straight interpolant xt = (1 - t) x0 + t x1 + sigma eps, target x1 - x0
 (I-CFM and OT-CFM, notebook 06).
 """
@@ -53,17 +55,20 @@ def training_step(v_theta: torch.nn.Module, optimizer: torch.optim.Optimizer, pa
 def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: int = 2000,
               batch_size: int = 256, lr: float = 1e-3, seed: int = 0, model: torch.nn.Module | None = None,
               sample_x0: Callable | None = None, coupling: str | None = None, sigma: float = 0.0,
-              desc: str = "training") -> tuple[torch.nn.Module, list[float]]:
+              sample_pair: Callable | None = None, desc: str = "training") -> tuple[torch.nn.Module, list[float]]:
     """Train a TimeMLP (3 x 64, SELU) by CFM; return the model and the loss of every step.
 
     Either ``path`` (x0 ~ N(0, I), Gaussian conditional path given x1), or ``coupling`` in
-    {"independent", "ot"} with the straight interpolant of a pair and noise ``sigma``; then
-    ``sample_x0(n, generator)`` draws the source (default N(0, I)).
+    {"independent", "ot", "given"} with the straight interpolant of a pair and noise ``sigma``; then
+    ``sample_x0(n, generator)`` draws the source (default N(0, I)), or, for "given",
+    ``sample_pair(n, generator)`` draws pairs (x0, x1) together (reflow).
     """
     if (path is None) == (coupling is None):
         raise InputError("give either `path` (a GaussianPath) or `coupling` ('independent' or 'ot').")
-    if coupling not in (None, "independent", "ot"):
-        raise InputError(f"`coupling` must be 'independent' or 'ot', got {coupling!r}.")
+    if coupling not in (None, "independent", "ot", "given"):
+        raise InputError(f"`coupling` must be 'independent', 'ot' or 'given', got {coupling!r}.")
+    if (coupling == "given") != (sample_pair is not None):
+        raise InputError("`sample_pair` goes with coupling='given' (and only with it).")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if model is None:
@@ -73,11 +78,15 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
         sample_x0 = lambda n, gen: torch.randn(n, 2, generator=gen)  # noqa: E731
     losses = []
     for _ in progress(range(num_steps), desc=desc):
-        x1 = sample_x1(batch_size, g)
+        if coupling == "given":
+            x0, x1 = sample_pair(batch_size, g)
+        else:
+            x1 = sample_x1(batch_size, g)
         if path is not None:
             loss = training_step(model, optimizer, path, x1, g)
         else:
-            x0 = sample_x0(batch_size, g)
+            if coupling != "given":
+                x0 = sample_x0(batch_size, g)
             if coupling == "ot":
                 x0, x1 = ot_couple(x0, x1)
             t = torch.rand(batch_size, generator=g)
