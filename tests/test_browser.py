@@ -52,6 +52,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -237,14 +238,9 @@ class Lab:
         raise TimeoutError(f"the kernel was still busy after {timeout} s")
 
     def stop(self) -> None:
-        """Shut the kernels down, then end the server by its process id (and its process group)."""
+        """End the server by its process id (SIGTERM: it shuts its kernels down), then whatever is
+        left in its process group (it was started as a session of its own)."""
         try:
-            if self.proc.poll() is None:
-                for k in self.api("/api/kernels"):
-                    self.api(f"/api/kernels/{k['id']}", method="DELETE")
-        except OSError:
-            pass
-        finally:
             if self.proc.poll() is None:
                 os.kill(self.proc.pid, signal.SIGTERM)
                 try:
@@ -252,7 +248,8 @@ class Lab:
                 except subprocess.TimeoutExpired:
                     os.kill(self.proc.pid, signal.SIGKILL)
                     self.proc.wait(timeout=10)
-            try:  # anything the server left behind in its own session (it was started as a new one)
+        finally:
+            try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
@@ -307,25 +304,46 @@ class Opened:
         self.run_s = self.opened_s = self.kernel_s = self.ready_s = float("nan")
 
 
+def _stored_seconds(name: str) -> float:
+    """How long the solution notebook took when it was last executed (0 if unknown)."""
+    total = 0.0
+    try:
+        for cell in nbformat.read(SOLUTIONS / name, as_version=4).cells:
+            ex = cell.get("metadata", {}).get("execution", {})
+            if "iopub.execute_input" in ex and "shell.execute_reply" in ex:
+                a, b = (datetime.fromisoformat(ex[k].replace("Z", "+00:00"))
+                        for k in ("iopub.execute_input", "shell.execute_reply"))
+                total += (b - a).total_seconds()
+    except (OSError, ValueError):
+        pass
+    return total
+
+
 @pytest.fixture(scope="module")
 def ran(lab, browser):
-    """Every widget notebook opened in its own page and run (Run > Run All Cells), all at once.
+    """Every widget notebook opened in its own page and Run All clicked in each, all at once.
 
-    The kernels run side by side, so the whole takes about as long as the slowest notebook.
+    The kernels run side by side (each test waits for its own), so the whole takes about as
+    long as the slowest notebook, and the first widgets are driven while the others run.
     """
     t0 = time.monotonic()
     lab.wait_ready()
     ready_s = time.monotonic() - t0
     SHOTS.mkdir(parents=True, exist_ok=True)
     opened = {}
-    for name in WIDGET_NOTEBOOKS:
+    for name in sorted(WIDGET_NOTEBOOKS, key=_stored_seconds, reverse=True):  # the slowest starts first
         for old in [*SHOTS.glob(f"{Path(name).stem}-*.png"), *SHOTS.glob(f"{Path(name).stem}-*.json")]:
             old.unlink()
-        opened[name] = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}), lab)
-        opened[name].page.goto(  # a workspace of its own, or JupyterLab redirects the second page
-            f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}&reset")
+        o = opened[name] = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}), lab)
+        try:  # all pages load at once; a workspace each, or JupyterLab redirects the second page
+            o.page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}&reset",
+                        wait_until="commit")
+        except Exception as err:
+            o.failure = err
     for o in opened.values():
         o.ready_s = ready_s
+        if o.failure is not None:
+            continue
         try:
             o.page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
             o.opened_s = time.monotonic() - t0
@@ -337,15 +355,6 @@ def ran(lab, browser):
             o.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         except Exception as err:
             o.failure = err
-    for o in opened.values():
-        if o.failure is None:
-            try:
-                lab.wait_finished(o.kernel, o.since)
-                # the page agrees: no cell still queued or running ("[*]")
-                o.page.wait_for_function(RAN_ALL_JS, timeout=RUN_ALL_S * 1000)
-                o.run_s = time.monotonic() - o.start
-            except Exception as err:
-                o.failure = err
     try:
         yield opened
     finally:
@@ -491,6 +500,9 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
     try:
         if o.failure is not None:
             raise o.failure
+        o.lab.wait_finished(o.kernel, o.since)  # the others may still be running
+        page.wait_for_function(RAN_ALL_JS, timeout=RUN_ALL_S * 1000)  # the page agrees: no "[*]" left
+        o.run_s = time.monotonic() - o.start
         errors = _errors_shown(page)
         assert not errors, f"{notebook}: cells show errors after Run All:\n" + "\n---\n".join(errors)
         prompts = page.locator(".jp-Notebook .jp-Cell").evaluate_all(
