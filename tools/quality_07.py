@@ -1,7 +1,7 @@
 """Notebook 07: class-conditional flow matching with guidance on 8x8 digits (accuracy, novelty, W2)
 
 Trains the notebook's network with the notebook's settings (``utils.guidance.TRAINING``)
-and again three times longer, samples with 20 Euler steps for several guidance weights w,
+and again four times longer, samples with 20 Euler steps for several guidance weights w,
 and reports the notebook's three measurements beside their real-data values:
 
 - accuracy of the reference classifier (logistic regression on real training digits) on
@@ -13,7 +13,8 @@ and reports the notebook's three measurements beside their real-data values:
 
 The chosen w is the notebook's rule: among the w with accuracy >= 0.90 and median NN distance
 not below the real digits', the smallest W2. Longer training drifts towards the training set:
-at 4500 steps W2 falls below the floor and the NN distance below real digits' for w >= 0.5.
+at 4000 steps W2 at w = 0 reaches the floor and, with guidance (w = 1), the median NN distance
+falls below the real digits' (measured: 2.03 against 2.10); the rule then picks w = 0.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from utils.runtime import get_device
 
 W_VALUES = (0, 0.5, 1, 2, 3)
 SAMPLING_STEPS = 20
-SETTINGS = (("notebook", TRAINING["num_steps"]), ("3x longer", 3 * TRAINING["num_steps"]))
+SETTINGS = (("notebook", TRAINING["num_steps"]), ("4x longer", 4 * TRAINING["num_steps"]))
 
 
 def measure(model, data, classifier, device, w_values=W_VALUES, sampling_steps=SAMPLING_STEPS) -> dict:
@@ -71,7 +72,7 @@ def run() -> list[dict]:
                                          desc=f"07 {label}")
             results = measure(model, data, classifier, device)
             chosen = choose_w(results, real_nn)
-            shown = sorted({0, 1, 3, chosen})
+            shown = sorted({0, 0.5, 1, 3, chosen})
             for w in shown:
                 r = results[w]
                 tag = f"07 {label} ({num_steps} steps), w = {w}" + (" (chosen)" if w == chosen else "")
