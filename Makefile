@@ -33,6 +33,10 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@# nbgrader is installed for the instructor tooling; students need none of its JupyterLab menus
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1 || true
+	for e in formgrader validate_assignment assignment_list course_list; do \
+	  $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e >/dev/null 2>&1 || true; done
 	$(PY) -c "import torch, torchdiffeq, utils, tools, nbval, jupyterlab" 
 	touch $(STAMP)
 
