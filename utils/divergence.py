@@ -1,0 +1,141 @@
+"""Divergences and the instantaneous change of variables (taught in notebook 03; reused from 04 on).
+
+Along a trajectory of dx/dt = u(x, t) the log-density changes as
+
+    d/dt log p_t(x_t) = -div u(x_t, t),      div u = trace of the Jacobian du/dx,
+
+so the log-likelihood of a data point x1 under a continuous flow from
+p_0 = N(0, I) (t=0, noise) to t=1 (data) is
+
+    log p_1(x1) = log p_0(x0) - int_0^1 div u(x_t, t) dt,
+
+with x0 found by integrating the ODE backwards from x1. ``ode_log_likelihood``
+does both at once by integrating the augmented state [x, l] with
+dl/dt = div u from t=1 (l=0) down to t=0, so l(0) = -int_0^1 div u dt.
+
+- ``divergence_exact``: one backward pass per dimension (exact, d passes);
+- ``divergence_hutchinson``: E[eps^T J eps] = trace J for probes with zero
+  mean and identity covariance (one pass a probe, unbiased, noisy).
+
+Both keep the graph (``create_graph=True``), so a loss built on them can be
+trained.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .errors import InputError, check_points
+from .solvers import solve_ode
+
+__all__ = ["divergence_exact", "divergence_hutchinson", "augmented_field", "ode_log_likelihood"]
+
+Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _prepare(u: Field, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+    if not callable(u):
+        raise InputError(f"`u` must be a callable u(x, t), got {type(u).__name__}.")
+    check_points(x, "x")
+    if not isinstance(t, torch.Tensor):
+        t = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+    return x, t
+
+
+def _field_with_input(u: Field, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x that requires grad, u(x, t)); keeps x's own graph when it already has one."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    v = u(x, t)
+    if not isinstance(v, torch.Tensor) or v.shape != x.shape:
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise InputError(f"the vector field must return the shape of x, {tuple(x.shape)}; got {got}.")
+    return x, v
+
+
+def divergence_exact(u: Field, x: torch.Tensor, t) -> torch.Tensor:
+    """div u(x, t) = sum_i du_i/dx_i for every row of x, by d backward passes (exercise 3.3's reference).
+
+    x: (n, d), t: float or (n,). Returns (n,). Assumes u treats rows independently.
+    """
+    x, t = _prepare(u, x, t)
+    with torch.enable_grad():
+        x, v = _field_with_input(u, x, t)
+        div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for i in range(x.shape[1]):
+            grad_i = torch.autograd.grad(v[:, i].sum(), x, create_graph=True, allow_unused=True)[0]
+            if grad_i is not None:
+                div = div + grad_i[:, i]
+    return div
+
+
+def divergence_hutchinson(u: Field, x: torch.Tensor, t, num_probes: int = 1,
+                          generator: torch.Generator | None = None,
+                          probe: str = "rademacher") -> torch.Tensor:
+    """Hutchinson's estimate of div u(x, t): the mean of eps^T J eps over ``num_probes`` probes.
+
+    Each probe is one vector-Jacobian product, whatever d is (exercise 3.4's reference).
+    ``probe``: "rademacher" (entries +-1) or "gaussian" (N(0, I)); both are unbiased.
+    Returns (n,).
+    """
+    x, t = _prepare(u, x, t)
+    if not isinstance(num_probes, int) or num_probes < 1:
+        raise InputError(f"`num_probes` must be a positive integer, got {num_probes!r}.")
+    if probe not in ("rademacher", "gaussian"):
+        raise InputError(f"`probe` must be 'rademacher' or 'gaussian', got {probe!r}.")
+    with torch.enable_grad():
+        x, v = _field_with_input(u, x, t)
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for k in range(num_probes):
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            if probe == "rademacher":
+                eps = torch.sign(eps)
+            eps = eps.to(x.device)
+            eps_J = torch.autograd.grad(v, x, grad_outputs=eps, create_graph=True,
+                                        retain_graph=True)[0]  # eps^T J, row by row
+            total = total + (eps_J * eps).sum(-1)
+    return total / num_probes
+
+
+def augmented_field(u: Field, divergence: Callable | None = None) -> Field:
+    """The field of the state [x, l] (n, d + 1): dx/dt = u(x, t), dl/dt = div u(x, t)."""
+    divergence = divergence or divergence_exact
+
+    def field(state: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        keep_graph = torch.is_grad_enabled()  # under no_grad: evaluate, keep no graph
+        x = state[:, :-1]
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            v = u(x, t)
+            # hand the divergence the evaluation already made at this x (saves one forward pass)
+            div = divergence(lambda y, s: v if y is x else u(y, s), x, t)
+        out = torch.cat([v, div[:, None]], dim=1)
+        return out if keep_graph else out.detach()
+
+    return field
+
+
+def ode_log_likelihood(u: Field, x1: torch.Tensor, num_steps: int = 20, method: str = "rk4",
+                       divergence: Callable | None = None, base_log_prob: Callable | None = None,
+                       return_x0: bool = False, rtol: float = 1e-5, atol: float = 1e-5):
+    """log p_1(x1) of the flow of u from p_0 = N(0, I) at t=0 (exercise 3.5's reference).
+
+    Integrates [x, l] backwards from t=1 (x1, 0) to t=0 with ``solve_ode``; then
+    log p_1(x1) = log p_0(x0) + l(0). ``divergence(u, x, t)`` defaults to
+    ``divergence_exact``. Returns (n,) (and x0 if ``return_x0``).
+    """
+    check_points(x1, "x1")
+    d = x1.shape[1]
+    state = torch.cat([x1, torch.zeros(x1.shape[0], 1, dtype=x1.dtype, device=x1.device)], dim=1)
+    sol = solve_ode(augmented_field(u, divergence), state, t0=1.0, t1=0.0, num_steps=num_steps,
+                    method=method, rtol=rtol, atol=atol)
+    x0, l0 = sol.x[:, :d], sol.x[:, d]
+    if base_log_prob is None:
+        base = -0.5 * (x0**2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+    else:
+        base = base_log_prob(x0)
+    logp = base + l0
+    return (logp, x0) if return_x0 else logp
