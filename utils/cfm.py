@@ -55,13 +55,16 @@ def training_step(v_theta: torch.nn.Module, optimizer: torch.optim.Optimizer, pa
 def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: int = 2000,
               batch_size: int = 256, lr: float = 1e-3, seed: int = 0, model: torch.nn.Module | None = None,
               sample_x0: Callable | None = None, coupling: str | None = None, sigma: float = 0.0,
-              sample_pair: Callable | None = None, desc: str = "training") -> tuple[torch.nn.Module, list[float]]:
+              sample_pair: Callable | None = None, cosine: bool = True,
+              desc: str = "training") -> tuple[torch.nn.Module, list[float]]:
     """Train a TimeMLP (3 x 64, SELU) by CFM; return the model and the loss of every step.
 
     Either ``path`` (x0 ~ N(0, I), Gaussian conditional path given x1), or ``coupling`` in
     {"independent", "ot", "given"} with the straight interpolant of a pair and noise ``sigma``; then
     ``sample_x0(n, generator)`` draws the source (default N(0, I)), or, for "given",
-    ``sample_pair(n, generator)`` draws pairs (x0, x1) together (reflow).
+    ``sample_pair(n, generator)`` draws pairs (x0, x1) together (reflow). Adam, with the learning
+    rate decayed to 0 on a cosine schedule unless ``cosine=False`` (the CFM target is noisy: a
+    decaying rate averages it out, as the score trainer of notebook 04 does).
     """
     if (path is None) == (coupling is None):
         raise InputError("give either `path` (a GaussianPath) or `coupling` ('independent' or 'ot').")
@@ -74,6 +77,7 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
     if model is None:
         model = TimeMLP()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps) if cosine else None
     if sample_x0 is None:
         sample_x0 = lambda n, gen: torch.randn(n, 2, generator=gen)  # noqa: E731
     losses = []
@@ -96,6 +100,8 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
             loss_t.backward()
             optimizer.step()
             loss = loss_t.item()
+        if schedule is not None:
+            schedule.step()
         losses.append(loss)
     return model, losses
 
