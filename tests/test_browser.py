@@ -9,17 +9,21 @@ does and looks at what they would see:
    127.0.0.1 with its own free port and token, temporary config, data, runtime,
    settings and workspace folders, the news pop-up and update checks switched off,
    serving a temporary copy of ``lectures/`` (the repository's copy is never touched);
-2. opens each widget notebook in Chromium (Debian's ``/usr/bin/chromium``, driven by
-   Playwright; no browser is ever downloaded), clicks Run > Run All Cells and waits
-   until the kernel has really finished, by polling the server's ``/api/kernels``
-   (not the toolbar): it must have been active since the click, be idle, and stay
-   idle with no new activity for a moment;
-3. for each widget on the page, moves its main control with the keyboard and with
-   the mouse, and asserts each time that the figure's image source and pixels
-   change; a screenshot of the widget after each move goes to ``build/browser/``
-   (git-ignored) for a person to look at;
+2. opens every widget notebook at once, each in its own Chromium page (Debian's
+   ``/usr/bin/chromium``, driven by Playwright; no browser is ever downloaded), the
+   slowest first, clicks Run > Run All Cells in each as soon as its kernel is idle, and
+   waits until a notebook has really finished by polling the server's ``/api/kernels``
+   (not the toolbar): the kernel must have been active since the click, be idle, and
+   stay idle with no new activity for a moment; then the page must agree (no ``[*]``
+   prompt left, every code cell numbered). The kernels run side by side;
+3. for each widget in a notebook, moves its main control with the keyboard and with
+   the mouse, and asserts each time that the figure's image source and pixels change
+   (after the kernel has settled again); a screenshot of the widget after each move,
+   the seconds each redraw took, and a full-page screenshot on failure go to
+   ``build/browser/`` (git-ignored) for a person to look at;
 4. asserts that no cell shows an error (a traceback, anything on stderr, or
    ipywidgets' "Error displaying widget") and that the page raised no JavaScript error.
+   Progress bars are left on (no ``COURSE_QUIET``): the page is what a student sees.
 
 Which notebooks, which cells (the rule; new notebooks need nothing else): a code
 cell of ``lectures/NN_*.ipynb`` shows a widget when ANY of these holds:
@@ -31,9 +35,16 @@ cell of ``lectures/NN_*.ipynb`` shows a widget when ANY of these holds:
   (mime type ``application/vnd.jupyter.widget-view+json``), e.g. ``display(w)``;
 - the cell's metadata says ``{"course": {"widget": true}}`` (for anything else).
 
-Every notebook with at least one such cell is opened. A widget's main control is
-its first slider (moved with ArrowRight and by dragging the handle); its first
-dropdown, if any, is also moved (ArrowDown, then a mouse click and a pick).
+Every notebook with at least one such cell is opened. A widget's main control is its
+first slider (keyboard: ArrowRight on the focused handle; mouse: drag the handle), else
+its first dropdown (keyboard: ArrowDown on the focused list; mouse: click, then pick),
+else its first toggle buttons (keyboard: Space on a focused button; mouse: click one).
+The first control of each other of these kinds is then moved with the mouse. Note that
+JupyterLab's notebook takes ArrowUp/ArrowDown pressed on a focused dropdown (it moves the
+cell cursor), so a dropdown as a widget's main control fails here: use a slider or
+``ipywidgets.ToggleButtons``.
+
+The server is ended by its process id when the module's tests are done, also on failure.
 
 Where no Chromium or Playwright can be had, the test is skipped saying why; in CI
 (environment variable ``CI=true``) it fails instead, so CI never skips it.
