@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["InputError", "describe", "check_tensor", "check_points", "check_times"]
+__all__ = ["InputError", "describe", "check_tensor", "check_points", "batch_times", "check_times"]
 
 
 class InputError(ValueError):
@@ -60,6 +60,25 @@ def check_points(x, name: str = "x", dim: int | None = None) -> torch.Tensor:
     if not x.is_floating_point():
         raise InputError(f"`{name}` must be floating point, got {describe(x)}.")
     return x
+
+
+def batch_times(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
+    """Times for the batch x (n, d) as a tensor of shape (n,) with x's dtype and device.
+
+    Accepts a float, a 0-d tensor, or a tensor of shape (n,) or (n, 1).
+    """
+    n = x.shape[0]
+    if not isinstance(t, torch.Tensor):
+        t = torch.tensor(float(t), dtype=x.dtype, device=x.device)
+    t = t.to(dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(n)
+    if t.ndim == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.shape != (n,):
+        raise InputError(f"`{name}` must be a float or have shape ({n},) for x of shape {tuple(x.shape)}, "
+                         f"got {describe(t)}.")
+    return t
 
 
 def check_times(t, n: int, name: str = "t") -> torch.Tensor:

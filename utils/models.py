@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .errors import InputError, check_points
+from .errors import InputError, batch_times, check_points
 
 __all__ = ["TimeMLP", "ConditionalMLP", "time_features", "count_parameters"]
 
@@ -46,15 +46,7 @@ class TimeMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         check_points(x, "x", dim=self.dim)
-        if not isinstance(t, torch.Tensor):
-            t = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        if t.ndim == 2 and t.shape[1] == 1:
-            t = t[:, 0]
-        if t.shape != (x.shape[0],):
-            raise InputError(f"`t` must have shape ({x.shape[0]},) for x of shape {tuple(x.shape)}, "
-                             f"got {tuple(t.shape)}.")
+        t = batch_times(t, x)
         return self.net(torch.cat([x, time_features(t.to(x.dtype), self.num_freqs)], dim=1))
 
 
@@ -85,14 +77,7 @@ class ConditionalMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor) -> torch.Tensor:
         check_points(x, "x", dim=self.dim)
         n = x.shape[0]
-        if not isinstance(t, torch.Tensor):
-            t = torch.full((n,), float(t), device=x.device, dtype=x.dtype)
-        if t.ndim == 0:
-            t = t.expand(n)
-        if t.ndim == 2 and t.shape[1] == 1:
-            t = t[:, 0]
-        if t.shape != (n,):
-            raise InputError(f"`t` must have shape ({n},) for x of shape {tuple(x.shape)}, got {tuple(t.shape)}.")
+        t = batch_times(t, x)
         if not isinstance(y, torch.Tensor) or y.shape != (n,) or y.is_floating_point():
             got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
             raise InputError(f"`y` must be integer labels of shape ({n},), got {got}.")

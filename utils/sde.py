@@ -55,7 +55,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import InputError, check_points
+from .errors import InputError, batch_times, check_points
 from .runtime import progress
 from .solvers import ODESolution, solve_ode
 
@@ -83,17 +83,7 @@ def diffusion_time(t):
 
 def _as_times(s, x: torch.Tensor) -> torch.Tensor:
     """s as a tensor of shape (n,) matching the batch x (n, d)."""
-    if not isinstance(s, torch.Tensor):
-        s = torch.tensor(float(s), dtype=x.dtype, device=x.device)
-    s = s.to(dtype=x.dtype, device=x.device)
-    if s.ndim == 0:
-        s = s.expand(x.shape[0])
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
-    if s.shape != (x.shape[0],):
-        raise InputError(f"times must be a float or have shape ({x.shape[0]},) for x of shape "
-                         f"{tuple(x.shape)}, got {tuple(s.shape)}.")
-    return s
+    return batch_times(s, x, "times")
 
 
 def _tensor(s) -> torch.Tensor:
