@@ -108,4 +108,5 @@ class VectorFieldExplorer(FigureWidget):
             ax2.imshow(dens.numpy(), origin="lower", extent=(-self.lim, self.lim, -self.lim, self.lim),
                        cmap="Oranges")
             ax2.scatter(p[:, 0], p[:, 1], s=3, color=COLORS[self.particles_kind], alpha=0.7)
-            ax2.set(xlabel="$x_1$", ylabel="$x_2$", title=f"density $p_t$ and particles, t = {t:.2f}")
+            ax2.set(xlim=(-self.lim, self.lim), ylim=(-self.lim, self.lim), aspect="equal",
+                    xlabel="$x_1$", ylabel="$x_2$", title=f"density $p_t$ and particles, t = {t:.2f}")
