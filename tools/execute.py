@@ -18,7 +18,7 @@ def execute(path: Path, timeout: int = 600, write: bool = True) -> tuple[nbforma
     """Run a notebook in a new kernel from its own folder; return it and the seconds taken."""
     os.environ.setdefault("COURSE_QUIET", "1")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(Path(path).parent)}})
     start = time.perf_counter()
     client.execute()

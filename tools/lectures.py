@@ -3,7 +3,7 @@
 Rules (nbgrader's, so ``solutions/`` also works with nbgrader unchanged):
 each block between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
 ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` at the marker's
-indentation; outputs, execution counts and stored widget state are cleared;
+indentation; outputs, execution counts, run timings and stored widget state are cleared;
 nothing else changes. ``python -m tools.lectures`` (``make lectures``) writes
 every notebook; ``--check`` only reports which would change.
 """
@@ -57,6 +57,7 @@ def make_lecture(nb: nbformat.NotebookNode, name: str = "") -> nbformat.Notebook
             cell.source = strip_solutions(cell.source, f"{name} cell {i}")
             cell.outputs = []
             cell.execution_count = None
+            cell.metadata.pop("execution", None)  # run timings, like outputs
         cell.pop("attachments", None) if cell.cell_type == "code" else None
     return nb
 
