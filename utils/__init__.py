@@ -2,12 +2,29 @@
 
 One concept a module, each naming the notebook that teaches it:
 
-- ``utils.checks``      exercise registry and checks (00)
-- ``utils.errors``      clear messages for bad input (00)
-- ``utils.runtime``     device, seeds, progress bars, timing (00)
-- ``utils.plotting``    the course's colours and figure helpers (00)
-- ``utils.widgets``     interactive figures: the push-forward widget (00)
-- ``utils.changevars``  change of variables: densities of push-forwards, Jacobians (01)
+- ``utils.checks``        exercise registry and checks, one module a notebook (00)
+- ``utils.errors``        clear messages for bad input (00)
+- ``utils.runtime``       device, seeds, progress bars, timing (00)
+- ``utils.plotting``      the course's colours and figure helpers (00)
+- ``utils.widgets``       interactive figures; the push-forward widget (00)
+- ``utils.datasets``      2D toy data made on the fly: moons, 8 Gaussians, checkerboard (00)
+- ``utils.changevars``    change of variables: densities of push-forwards, Jacobians (01)
+- ``utils.flows``         coupling layers, flow stacks, the exact moons density (02)
+- ``utils.solvers``       Euler, midpoint, RK4, dopri5, with NFE counting (03)
+- ``utils.divergence``    exact and Hutchinson divergence, augmented-ODE log-likelihood (03)
+- ``utils.models``        TimeMLP v(x, t) and the label-conditioned ConditionalMLP (03, 07)
+- ``utils.explorer``      the vector field explorer widget (03)
+- ``utils.sde``           diffusion SDEs, exact mixture scores, reverse SDE and probability flow samplers,
+                          denoising score matching; the diffusion/flow time mapping (04, 06)
+- ``utils.sde_widget``    SDE versus ODE trajectories widget (04)
+- ``utils.metrics``       exact 2-Wasserstein distance and its finite-sample floor (04 to 07)
+- ``utils.paths``         Gaussian probability paths (OT, VP), conditional and exact marginal fields (05)
+- ``utils.cfm``           the conditional flow matching loss, training step and loop (05, 06)
+- ``utils.path_explorer`` the path explorer widget (05)
+- ``utils.couplings``     independent and minibatch-OT couplings (06)
+- ``utils.showdown``      path energy and NPE, reflow pairs, quality against NFE (06)
+- ``utils.digits``        8x8 digits, reference classifier, nearest-neighbour distances, grids (07)
+- ``utils.guidance``      label dropout, classifier-free guidance, the guided sampler (07)
 """
 from .checks import check
 from .runtime import get_device, progress, seed_everything, timer
