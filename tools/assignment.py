@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.lectures import BEGIN, END, SOLUTIONS, render, strip_solutions
+from tools.lectures import BEGIN, END, SOLUTIONS, make_lecture, render, strip_solutions
 from tools.nbcells import course_meta, parse_ids
 
 GIVEN_NOTE = ("\n\n> **Not part of this assignment:** the solution of this exercise is filled in below; "
@@ -41,26 +41,26 @@ def fill_solution(source: str, where: str = "") -> str:
 
 
 def make_assignment(nb: nbformat.NotebookNode, open_ids, name: str = "") -> nbformat.NotebookNode:
-    """The student version of a solution notebook with only the exercises ``open_ids`` open."""
+    """The student version of a solution notebook with only the exercises ``open_ids`` open.
+
+    Exercises not chosen get their solution written in (markers removed); then the
+    rules of ``make lectures`` apply unchanged (``tools.lectures.make_lecture``).
+    """
     open_ids = set(open_ids)
     nb = copy.deepcopy(nb)
-    nb.metadata.pop("widgets", None)
     here = []
     for i, cell in enumerate(nb.cells):
         meta = course_meta(cell)
         ex, role = meta.get("exercise"), meta.get("role")
         if ex is not None and ex not in here:
             here.append(ex)
-        if cell.cell_type == "code":
-            if role == "answer" and ex not in open_ids:
-                cell.source = fill_solution(cell.source, f"{name} cell {i}")
-            else:
-                cell.source = strip_solutions(cell.source, f"{name} cell {i}")
-            cell.outputs = []
-            cell.execution_count = None
-            cell.pop("attachments", None)
-        elif role == "exercise" and ex not in open_ids:
+        if ex is None or ex in open_ids:
+            continue
+        if cell.cell_type == "code" and role == "answer":
+            cell.source = fill_solution(cell.source, f"{name} cell {i}")
+        elif role == "exercise":
             cell.source = cell.source.rstrip("\n") + GIVEN_NOTE
+    nb = make_lecture(nb, name)
     nb.metadata["course"] = {"assignment": {"exercises": [e for e in here if e in open_ids]}}
     return nb
 
