@@ -205,3 +205,14 @@ def test_stratified_samples_and_the_floor():
     vp = VPSDE()
     floor_s, _ = w2_floor_spread(eight_gaussians_mixture(), n=200, pairs=3, s=0.5, sde=vp)
     assert 0.1 < floor_s < 0.8
+
+
+def test_fewest_nfe_needs_the_run_to_stay_below_and_breaks_ties_by_name():
+    from utils.sde import fewest_nfe
+
+    rows = [dict(sampler="ODE", method=m, nfe=n, w2=q) for m, n, q in [
+        ("rk4", 4, 0.2), ("rk4", 8, 0.5), ("rk4", 16, 0.2),    # dips below at 4, leaves, returns at 16
+        ("euler", 16, 0.2), ("euler", 32, 0.2), ("midpoint", 2, 0.9)]]
+    assert fewest_nfe(rows, "ODE", 0.3) == (16, "euler")
+    assert fewest_nfe(rows, "ODE", 0.1) is None
+    assert fewest_nfe(rows, "SDE", 0.3) is None

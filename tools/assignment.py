@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from tools.lectures import BEGIN, END, SOLUTIONS, make_lecture, render, strip_solutions
-from tools.nbcells import course_meta, parse_ids
+from tools.nbcells import check_known, course_meta, parse_ids
 
 GIVEN_NOTE = ("\n\n> **Not part of this assignment:** the solution of this exercise is filled in below; "
               "run its cells as they are.")
@@ -72,11 +72,8 @@ def write_assignment(ids, out: Path, solutions: Path = SOLUTIONS) -> dict:
     ids = parse_ids(ids)
     if not ids:
         raise ValueError("Name at least one exercise, e.g. EXERCISES=\"1.1 1.3\" (see EXERCISES.md).")
+    check_known(ids)
     registry = load_all()
-    unknown = [i for i in ids if i not in registry]
-    if unknown:
-        raise ValueError(f"Unknown exercise(s) {', '.join(unknown)}. Known: "
-                         f"{', '.join(e.id for e in exercises())} (see EXERCISES.md).")
     order = [e.id for e in exercises()]
     ids = sorted(set(ids), key=order.index)
     notebooks = list(dict.fromkeys(registry[i].notebook for i in ids))

@@ -54,7 +54,7 @@ import nbformat.reader
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from tools.nbcells import course_meta, exercise_cells, parse_ids
+from tools.nbcells import check_known, course_meta, exercise_cells, parse_ids
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
@@ -528,9 +528,7 @@ def grade(submissions: Path, out: Path, exercises=None, limits: Limits | None = 
     registry = _registry()
     exercises = parse_ids(exercises)
     if exercises:
-        unknown = [i for i in exercises if i not in registry]
-        if unknown:
-            raise ValueError(f"Unknown exercise(s) {', '.join(unknown)}: see EXERCISES.md.")
+        check_known(exercises)
     subs = discover(Path(submissions))
     grades: list[StudentGrade] = []
     if jobs > 1 and len(subs) > 1:

@@ -39,6 +39,17 @@ def exercise_ids(nb: nbformat.NotebookNode) -> list[str]:
     return list(exercise_cells(nb))
 
 
+def check_known(ids: Iterable[str]) -> None:
+    """Raise ValueError naming every id in ``ids`` that is not a registered exercise."""
+    from utils.checks import exercises, load_all
+
+    registry = load_all()
+    unknown = [i for i in ids if i not in registry]
+    if unknown:
+        raise ValueError(f"Unknown exercise(s) {', '.join(unknown)}. Known: "
+                         f"{', '.join(e.id for e in exercises())} (see EXERCISES.md).")
+
+
 def parse_ids(text: str | Iterable[str] | None) -> list[str] | None:
     """ "5.1 5.2,6.1" -> ["5.1", "5.2", "6.1"]; None or empty -> None."""
     if text is None:

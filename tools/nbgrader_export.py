@@ -30,7 +30,7 @@ import nbformat
 
 from tools.assignment import make_assignment
 from tools.lectures import SOLUTIONS, render, strip_solutions
-from tools.nbcells import course_meta, parse_ids
+from tools.nbcells import check_known, course_meta, parse_ids
 
 COURSE_ID = "flow-matching"
 CONFIG = '''# nbgrader configuration of the Flow Matching course, written by `make nbgrader`.
@@ -99,9 +99,7 @@ def write_course(out: Path, exercises=None, name: str | None = None, solutions: 
     registry = load_all()
     ids = parse_ids(exercises)
     if ids:
-        unknown = [i for i in ids if i not in registry]
-        if unknown:
-            raise ValueError(f"Unknown exercise(s) {', '.join(unknown)} (see EXERCISES.md).")
+        check_known(ids)
         order = [e.id for e in all_exercises()]
         ids = sorted(set(ids), key=order.index)
         plan = {name or "assignment": (list(dict.fromkeys(registry[i].notebook for i in ids)), set(ids))}

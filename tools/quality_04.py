@@ -12,24 +12,14 @@ import math
 
 import torch
 
-from utils.sde import VPSDE, eight_gaussians_mixture, quality_against_nfe, train_score_model, w2_floor_spread
+from utils.sde import (VPSDE, eight_gaussians_mixture, fewest_nfe, quality_against_nfe, train_score_model,
+                       w2_floor_spread)
 
 N, REPEATS = 1000, 4
 SDE_STEPS = [1, 2, 3, 5, 7, 10, 20, 30, 50, 100, 200, 300, 500, 1000]
 ODE_RUNS = ([("euler", k) for k in (1, 2, 3, 5, 7, 10, 20, 30, 50, 100, 300, 1000)]
             + [("rk4", k) for k in (1, 2, 3, 5, 10, 25, 50, 250)]
             + [("dopri5", tol) for tol in (1e-2, 1e-3, 1e-4, 1e-5)])
-
-
-def fewest_nfe(rows: list[dict], sampler: str, bar: float) -> tuple[int, str] | None:
-    """The smallest NFE from which every run of one of the sampler's methods scores at most ``bar``."""
-    best = None
-    for method in {r["method"] for r in rows if r["sampler"] == sampler}:
-        runs = sorted((r["nfe"], r["w2"]) for r in rows if r["method"] == method)
-        ok = [nfe for i, (nfe, _) in enumerate(runs) if all(q <= bar for _, q in runs[i:])]
-        if ok and (best is None or ok[0] < best[0]):
-            best = (ok[0], method)
-    return best
 
 
 def _summary(rows: list[dict], label: str, floor: float, noise: float) -> list[dict]:

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-
 from .errors import InputError, check_points, check_times
+from .metrics import optimal_assignment
 
 __all__ = ["ot_couple", "ot_permutation", "straight_pair", "pairing_cost"]
 
@@ -34,8 +33,7 @@ def _check_pair(x0: torch.Tensor, x1: torch.Tensor) -> None:
 def ot_permutation(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
     """The permutation p minimising sum_i |x0[p[i]] - x1[i]|^2 (exact, by linear assignment)."""
     _check_pair(x0, x1)
-    cost = torch.cdist(x0.detach().double().cpu(), x1.detach().double().cpu()).pow(2).numpy()
-    rows, cols = linear_sum_assignment(cost)  # x0[rows[k]] goes to x1[cols[k]]
+    rows, cols, _ = optimal_assignment(x0, x1)  # x0[rows[k]] goes to x1[cols[k]]
     perm = np.empty_like(rows)
     perm[cols] = rows
     return torch.as_tensor(perm, dtype=torch.long, device=x0.device)
@@ -61,11 +59,7 @@ def straight_pair(x0: torch.Tensor, x1: torch.Tensor, t, sigma: float = 0.0,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """xt = (1 - t) x0 + t x1 + sigma eps and the conditional field ut = x1 - x0 of the pair."""
     _check_pair(x0, x1)
-    if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[1] == 1:
-        t = t[:, 0]
-    checked = check_times(t, x0.shape[0])
-    t = (torch.full((x0.shape[0],), float(t), dtype=x0.dtype) if isinstance(t, (int, float)) else checked)
-    t = t.to(dtype=x0.dtype, device=x0.device)[:, None]
+    t = check_times(t, x0.shape[0]).to(dtype=x0.dtype, device=x0.device)[:, None]
     if not isinstance(sigma, (int, float)) or sigma < 0:
         raise InputError(f"`sigma` must be a number >= 0, got {sigma!r}.")
     xt = (1 - t) * x0 + t * x1

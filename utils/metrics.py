@@ -15,12 +15,19 @@ from scipy.optimize import linear_sum_assignment
 
 from .errors import InputError, check_points
 
-__all__ = ["w2", "w2_floor"]
+__all__ = ["optimal_assignment", "w2", "w2_floor"]
 
 
 def _sq_dists(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     x, y = x.detach().double().cpu(), y.detach().double().cpu()
     return torch.cdist(x, y).pow(2).numpy()
+
+
+def optimal_assignment(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, cost): x[rows[k]] goes to y[cols[k]] in the pairing of least total squared distance."""
+    cost = _sq_dists(x, y)
+    rows, cols = linear_sum_assignment(cost)
+    return rows, cols, cost
 
 
 def w2(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -30,8 +37,7 @@ def w2(x: torch.Tensor, y: torch.Tensor) -> float:
     if x.shape != y.shape:
         raise InputError(f"w2 needs two clouds of the same shape (n, d); got {tuple(x.shape)} and "
                          f"{tuple(y.shape)}. Subsample the larger one.")
-    cost = _sq_dists(x, y)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols, cost = optimal_assignment(x, y)
     return float(np.sqrt(cost[rows, cols].mean()))
 
 

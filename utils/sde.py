@@ -63,7 +63,7 @@ __all__ = [
     "flow_time", "diffusion_time", "VPSDE", "VESDE", "GaussianMixture", "eight_gaussians_mixture",
     "mixture_log_prob", "mixture_score", "probability_flow_drift", "probability_flow_field",
     "reverse_sde_drift", "em_step", "sample_reverse_sde", "sample_probability_flow", "dsm_loss",
-    "ScoreModel", "train_score_model", "w2_floor_spread", "quality_against_nfe",
+    "ScoreModel", "train_score_model", "w2_floor_spread", "quality_against_nfe", "fewest_nfe",
 ]
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -508,3 +508,17 @@ def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_st
                 out = sample_probability_flow(sde, score, x0, int(setting), method=method)
             rows.append(dict(sampler="ODE", method=method, setting=setting, nfe=out.nfe, w2=quality(out.x)))
     return rows
+
+
+def fewest_nfe(rows: list[dict], sampler: str, bar: float) -> tuple[int, str] | None:
+    """(nfe, method): the smallest NFE from which every run of one of ``sampler``'s methods scores at most ``bar``.
+
+    ``rows`` as returned by :func:`quality_against_nfe`; None when no method gets there and stays.
+    """
+    best = None
+    for method in sorted({r["method"] for r in rows if r["sampler"] == sampler}):
+        runs = sorted((r["nfe"], r["w2"]) for r in rows if r["method"] == method)
+        ok = [nfe for i, (nfe, _) in enumerate(runs) if all(q <= bar for _, q in runs[i:])]
+        if ok and (best is None or ok[0] < best[0]):
+            best = (ok[0], method)
+    return best
