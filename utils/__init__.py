@@ -5,6 +5,7 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.checks``        exercise registry and checks, one module a notebook (00)
 - ``utils.errors``        clear messages for bad input (00)
 - ``utils.runtime``       device, seeds, progress bars, timing (00)
+- ``utils.claims``      checked claims: a sentence about results, tested on the numbers (02 to 07)
 - ``utils.plotting``      the course's colours and figure helpers (00)
 - ``utils.widgets``       interactive figures; the push-forward widget (00)
 - ``utils.datasets``      2D toy data made on the fly: moons, 8 Gaussians, checkerboard (00)
@@ -27,6 +28,7 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.guidance``      label dropout, classifier-free guidance, the guided sampler (07)
 """
 from .checks import check
+from .claims import claim
 from .runtime import get_device, progress, seed_everything, timer
 
-__all__ = ["check", "get_device", "progress", "seed_everything", "timer"]
+__all__ = ["check", "claim", "get_device", "progress", "seed_everything", "timer"]

@@ -1,0 +1,37 @@
+"""utils.claims: a claim prints when the numbers support it and stops the run when they don't."""
+import pytest
+import torch
+
+from utils.claims import ClaimError, beyond, claim
+
+
+def test_true_claim_prints_tick(capsys):
+    assert claim(0.2 < 0.3, "A beats B") is True
+    assert capsys.readouterr().out == "✔ A beats B\n"
+
+
+def test_false_claim_raises_with_the_text():
+    with pytest.raises(ClaimError, match="A beats B"):
+        claim(0.4 < 0.3, "A beats B")
+    assert issubclass(ClaimError, AssertionError)
+
+
+def test_tensor_conditions():
+    claim(torch.tensor(1.0) > 0, "positive")
+    with pytest.raises(ClaimError):
+        claim(torch.tensor(False), "false tensor")
+    with pytest.raises(TypeError, match="single truth value"):
+        claim(torch.tensor([True, False]), "ambiguous")
+
+
+def test_empty_text_rejected():
+    with pytest.raises(TypeError):
+        claim(True, "  ")
+
+
+def test_beyond_uses_the_tolerance():
+    assert beyond(0.40, 0.30, 0.05)
+    assert not beyond(0.33, 0.30, 0.05)
+    assert not beyond(0.30, 0.40, 0.05)
+    with pytest.raises(ValueError):
+        beyond(1, 0, -1)

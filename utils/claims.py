@@ -1,0 +1,54 @@
+"""Checked claims: a sentence about measured numbers, tested on those numbers (used from notebook 02 on).
+
+A reading of a result ("OT beats VP from 8 steps on", "the ODE sits within the
+floor's spread") is never typed into markdown. It is printed by code that
+checks it on the numbers just computed::
+
+    claim(w2_ot[8] < w2_vp[8] - tol, "from 8 steps on, OT beats VP by more than the spread")
+
+prints ``✔ from 8 steps on, OT beats VP ...`` when the condition holds. When a
+retraining no longer supports the text, it raises :class:`ClaimError`, which
+stops the notebook (and so ``make solutions`` and nbval) with a one-line
+message instead of letting the prose lie.
+
+:func:`beyond` is the one rule for "is this difference real?": a difference
+counts only when it exceeds a tolerance measured in the same run (a spread
+over seeds, or the floor's spread).
+"""
+from __future__ import annotations
+
+__all__ = ["ClaimError", "claim", "beyond"]
+
+
+class ClaimError(AssertionError):
+    """A claim in a notebook that the numbers just computed no longer support."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython hook: one line, no traceback
+        return [f"ClaimError: {self}"]
+
+
+def claim(condition, text: str) -> bool:
+    """Print ``✔ text`` if ``condition`` holds; raise :class:`ClaimError` otherwise.
+
+    ``condition`` is anything with a truth value (a bool, a 0-d tensor, a numpy
+    bool). Keep measured numbers out of ``text`` unless they are rounded to a
+    precision that does not depend on the CPU.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise TypeError("claim(condition, text): `text` must be the sentence the numbers support.")
+    try:
+        ok = bool(condition)
+    except Exception as exc:  # e.g. a tensor with several elements
+        raise TypeError(f"claim({text!r}): the condition must be a single truth value ({exc}).") from None
+    if not ok:
+        raise ClaimError(f"the numbers just computed no longer support: \"{text}\". "
+                         "Re-read the output above and correct the text (or the experiment).")
+    print(f"✔ {text}")
+    return True
+
+
+def beyond(a: float, b: float, tol: float) -> bool:
+    """True when ``a`` exceeds ``b`` by more than ``tol`` (a spread measured in the same run)."""
+    if tol < 0:
+        raise ValueError(f"beyond(a, b, tol): the tolerance must be >= 0, got {tol}.")
+    return float(a) - float(b) > float(tol)
