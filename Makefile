@@ -2,59 +2,82 @@
 #   make lab    set up (first time only) and open the course in JupyterLab
 #   make test   set up (first time only) and run every test
 SHELL := /bin/bash
+.SILENT:
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PIP_QUIET := --quiet --disable-pip-version-check
+DEV_STAMP := $(VENV)/.installed-dev
+WORK ?= my-work
+PIP := $(PY) -m pip install --disable-pip-version-check --progress-bar on
 NBVAL := --nbval-current-env --nbval-cell-timeout=600
 XDIST := -n 2 --dist loadfile
-# pip on some machines warns about absent local indexes; hide only that line
-PIP_NOISE := is ignored: it is neither
 
-.PHONY: help setup browser lab test test-fast lectures solutions bench lock clean
+.PHONY: help setup setup-dev browser lab workspace test lectures solutions bench lock site clean
 
 help:
-	@echo "make lab        set up and open the course (lectures/) in JupyterLab"
-	@echo "make test       set up and run every test (unit tests, nbval, sync)"
-	@echo "make lectures   regenerate lectures/ from solutions/"
-	@echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
-	@echo "make bench      time every notebook (solutions and lectures)"
-	@echo "make lock       re-pin requirements.txt and environment.yml from requirements.in"
-	@echo "instructors (INSTRUCTORS.md):"
-	@echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
-	@echo "make assignment EXERCISES=\"1.1 1.3\" OUT=dir   student notebooks with only those exercises open"
-	@echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [JOBS=2]   autograde, write grades.csv + feedback"
-	@echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
+	echo "make lab        set up and open the course in JupyterLab (your copy: $(WORK)/)"
+	echo "make test       set up and run every test (unit tests, notebooks, sync, browser, site)"
+	echo "make site       build the course website into build/site/ (SOLUTIONS=1: instructors' copy)"
+	echo "make lectures   regenerate lectures/ from solutions/"
+	echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
+	echo "make bench      calibrated notebook times, grading time, sample quality"
+	echo "make lock       re-pin requirements*.txt and environment.yml from requirements*.in"
+	echo "instructors (INSTRUCTORS.md):"
+	echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
+	echo "make assignment EXERCISES=\"1.1 1.3\" OUT=dir   student notebooks with only those exercises open"
+	echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [SCHEDULER=tcp://host:8786] [RESUME=1]"
+	echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
 
 setup: $(STAMP)
+setup-dev: $(DEV_STAMP)
 
+# The course: what running the notebooks needs (requirements.txt).
 $(STAMP): requirements.txt pyproject.toml
+	echo "== Setting up the course in $(VENV)/: the pinned packages of requirements.txt."
+	echo "   The first time this downloads about 2 GB and takes a few minutes; later runs skip it."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
-	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) --no-deps -e . 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
-	@# nbgrader is installed for the instructor tooling; students need none of its JupyterLab menus
-	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1 || true
-	for e in formgrader validate_assignment assignment_list course_list; do \
-	  $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e >/dev/null 2>&1 || true; done
-	$(PY) -c "import torch, torchdiffeq, utils, tools, nbval, jupyterlab" 
+	$(PIP) -r requirements.txt
+	$(PIP) --quiet --no-deps -e .
+	$(PY) -m tools.labconfig
+	$(PY) -c "import torch, torchdiffeq, utils, jupyterlab"
 	touch $(STAMP)
+	echo "== Course set up."
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=lectures --ServerApp.open_browser=False $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
+# Tests and instructor tooling on top (requirements-dev.txt): pytest, nbval, Playwright, nbgrader, Dask, Sphinx.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	echo "== Installing the test and instructor tools (requirements-dev.txt; a minute or two the first time)."
+	$(PIP) -r requirements.txt -r requirements-dev.txt
+	$(PY) -m tools.labconfig
+	$(PY) -c "import nbval, pytest, playwright, nbgrader"
+	touch $(DEV_STAMP)
 
-# Debian's Chromium for the browser test (tests/test_browser.py), where missing and possible
-# (root with apt-get); elsewhere that test skips, saying why. Never a browser download.
+# Your own copy of the notebooks, made on first use and updated without touching your answers.
+workspace: $(STAMP)
+	$(PY) -m tools.workspace --work $(WORK)
+
+LAB_ARGS = --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(WORK) --ServerApp.open_browser=False \
+  --LabApp.default_url=/lab/tree/00_welcome.ipynb $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
+lab: workspace
+	echo "== Opening JupyterLab on $(WORK)/ (your copy; lectures/ stays as the course ships it)."
+	echo "   Open the http://127.0.0.1 URL printed below, with its token. Stop with Ctrl-C."
+	$(VENV)/bin/jupyter lab $(LAB_ARGS)
+
+# Debian's Chromium for the browser tests (tests/test_browser.py, tests/test_site.py), where missing and
+# possible (root with apt-get); elsewhere those tests skip, saying why. Never a browser download.
 CHROMIUM := /usr/bin/chromium
 browser:
-	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's chromium (apt-get) for the browser test"; \
+	test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "== Installing Debian's chromium (apt-get) for the browser tests"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "could not install chromium: the browser test will be skipped"; \
-	else echo "no $(CHROMIUM) (as root: apt-get install chromium): the browser test will be skipped"; fi; }
+	  || echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "no $(CHROMIUM) (as root: apt-get install chromium): the browser tests will be skipped"; fi; }
 
-test: $(STAMP) browser
-	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg
+test: $(DEV_STAMP) browser
+	echo "== Unit tests, checks, sync, browser and site tests; the solutions under nbval (strict)"
+	COURSE_QUIET=1 COURSE_CHECK_FIGURES=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg
+	echo "== The student notebooks, unsolved, under nbval (lax)"
 	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
 
 lectures: $(STAMP)
@@ -64,12 +87,15 @@ solutions: $(STAMP)
 	COURSE_QUIET=1 $(PY) -m tools.execute solutions/*.ipynb
 	$(PY) -m tools.lectures
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m tools.bench
 
-lock: $(STAMP)
-	$(PY) -m pip install $(PIP_QUIET) -r requirements.in
+lock: $(DEV_STAMP)
+	$(PIP) --quiet -r requirements.in -r requirements-dev.in
 	$(PY) -m tools.lock
+
+site: $(DEV_STAMP)
+	$(PY) -m tools.site --out build/site $(if $(SOLUTIONS),--solutions,)
 
 # Instructor toolkit (INSTRUCTORS.md): catalogue, assignments, autograding, nbgrader export
 .PHONY: catalogue assignment grade nbgrader
@@ -78,15 +104,16 @@ catalogue: $(STAMP)
 	$(PY) -m tools.catalogue
 
 assignment: $(STAMP)
-	@test -n "$(EXERCISES)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir'; exit 2; }
+	test -n "$(EXERCISES)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir'; exit 2; }
 	$(PY) -m tools.assignment $(EXERCISES) --out "$(OUT)"
 
-grade: $(STAMP)
-	@test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=2]'; exit 2; }
-	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") --jobs $(or $(JOBS),1)
+grade: $(DEV_STAMP)
+	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [SCHEDULER=tcp://host:8786] [RESUME=1]'; exit 2; }
+	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") \
+	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume)
 
-nbgrader: $(STAMP)
-	@test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }
+nbgrader: $(DEV_STAMP)
+	test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }
 	$(PY) -m tools.nbgrader_export --out "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(NAME),--name "$(NAME)")
 
 clean:

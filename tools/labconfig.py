@@ -1,0 +1,53 @@
+"""A quiet JupyterLab for students (run by ``make lab``'s set-up, in a blink).
+
+Writes the same files that ``jupyter labextension disable --level=sys_prefix``
+and ``jupyter server extension disable --sys-prefix`` write, into this
+environment's ``etc/jupyter``, without starting Jupyter once per extension
+(that took a minute):
+
+- nbgrader's menus and server extensions are off (they are instructor tools,
+  installed by ``make test`` and the instructor targets);
+- the news pop-up (the announcements plugin) is off;
+- the language-server extension, which logs a long "Skipped non-installed
+  server(s)" line and serves no language server here, is off.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+LAB_DISABLED = ["@jupyter/nbgrader", "@jupyterlab/apputils-extension:announcements"]
+SERVER_DISABLED = [
+    "nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.validate_assignment",
+    "nbgrader.server_extensions.assignment_list", "nbgrader.server_extensions.course_list", "jupyter_lsp",
+]
+
+
+def _update_json(path: Path, update) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    update(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write(prefix: Path = Path(sys.prefix)) -> list[Path]:
+    etc = prefix / "etc" / "jupyter"
+    page = etc / "labconfig" / "page_config.json"
+
+    def lab(data):
+        for name in LAB_DISABLED:
+            data.setdefault("disabledExtensions", {})[name] = True
+
+    _update_json(page, lab)
+    written = [page]
+    for name in SERVER_DISABLED:
+        path = etc / "jupyter_server_config.d" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {name: False}}}, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    write()
