@@ -64,9 +64,65 @@ def test_expect_helpers_messages():
         expect_close(-torch.ones(3), torch.ones(3))
     with pytest.raises(CheckFailure, match="named mistake"):
         expect_close(torch.zeros(3), torch.ones(3), mistakes=[(torch.zeros(3), "named mistake")])
-    with pytest.raises(CheckFailure, match=r"at x = \[2, 3\].*should be 5.*got 0"):
+    with pytest.raises(CheckFailure, match=r"at row 1 \(x = \[2, 3\]\).*should be 5, got 0"):
         expect_close(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 5.0]),
                      inputs=torch.tensor([[0.0, 1.0], [2.0, 3.0]]))
     expect_close(torch.ones(3), torch.ones(3) + 1e-7)  # passes silently
     with pytest.raises(CheckFailure, match="raised ZeroDivisionError"):
         call(lambda: 1 / 0)
+
+
+def test_messages_show_the_difference_at_the_tolerance():
+    """Issue 15: "should be 0.4632, got 0.4632" against a 1e-9 tolerance; names are not capitalised."""
+    import pytest
+    from utils.checks.core import fmt_pair
+    a, b = torch.tensor([0.46321, 1.0], dtype=torch.float64), torch.tensor([0.46321 + 3e-9, 1.0], dtype=torch.float64)
+    with pytest.raises(CheckFailure) as e:
+        expect_close(b, a, "log|det J| for the swap", atol=1e-9, rtol=0.0)
+    msg = str(e.value)
+    want, got = fmt_pair(a[0], b[0])
+    assert want != got and f"should be {want}, got {got}" in msg
+    assert "tolerance 1e-09" in msg and "row 0" in msg and "1 of 2 entries" in msg
+    with pytest.raises(CheckFailure) as e:
+        expect_tensor(torch.tensor([float("nan")]), (1,), "log|det J| of f")
+    assert str(e.value).startswith("Log|det J| of f contains 1 NaN")
+    assert fmt_pair(1.0, 1.0 + 1e-12) == ("1", "1.000000000001")
+
+
+def test_expect_cases_names_a_mistake_only_when_it_fits_every_case():
+    import pytest
+    from utils.checks.core import expect_cases
+    want = [torch.ones(3), torch.full((3,), 2.0)]
+    wrong_on_first_only = [torch.zeros(3), torch.full((3,), 5.0)]
+    got = [torch.zeros(3), torch.full((3,), 7.0)]  # equals the mistake on case 1, not on case 2
+    with pytest.raises(CheckFailure) as e:
+        expect_cases(got, want, ["case one", "case two"], atol=1e-6, mistakes=[(wrong_on_first_only, "NAMED")])
+    assert "NAMED" not in str(e.value) and "case one" in str(e.value)
+    got = [torch.zeros(3), torch.full((3,), 5.0)]
+    with pytest.raises(CheckFailure, match="NAMED"):
+        expect_cases(got, want, ["case one", "case two"], atol=1e-6, mistakes=[(wrong_on_first_only, "NAMED")])
+    with pytest.raises(CheckFailure, match="NAMED"):  # None: that case cannot tell
+        expect_cases(got, want, ["one", "two"], atol=1e-6, mistakes=[([torch.zeros(3), None], "NAMED")])
+    expect_cases([w + 1e-9 for w in want], want, ["one", "two"], atol=1e-6)  # passes
+
+
+def test_call_explain_names_a_mistake_behind_an_exception():
+    import pytest
+
+    def broken(x):
+        return x + torch.ones(5)
+    with pytest.raises(CheckFailure, match="the named cause"):
+        call(broken, torch.ones(3), explain=lambda e: "the named cause" if isinstance(e, RuntimeError) else None)
+    with pytest.raises(CheckFailure, match="raised RuntimeError"):
+        call(broken, torch.ones(3), explain=lambda e: None)
+
+
+def test_a_nan_is_matched_to_the_mistake_that_makes_it():
+    import pytest
+    wrong = torch.tensor([1.0, float("nan")])
+    with pytest.raises(CheckFailure, match="no absolute value"):
+        expect_close(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, 2.0]),
+                     mistakes=[(wrong, "no absolute value")])
+    with pytest.raises(CheckFailure, match="1 NaN"):  # NaN elsewhere: not that mistake
+        expect_close(torch.tensor([float("nan"), 2.0]), torch.tensor([1.0, 2.0]),
+                     mistakes=[(wrong, "no absolute value")])

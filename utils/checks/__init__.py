@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .core import (REGISTRY, CheckFailure, Exercise, Result, call, check, exercise,
-                   expect_close, expect_tensor, fmt, get_exercise, run_check)
+from .core import (REGISTRY, CheckFailure, Exercise, Result, call, check, close, exercise,
+                   expect_cases, expect_close, expect_tensor, fmt, fmt_pair, get_exercise, run_check)
 
-__all__ = ["REGISTRY", "CheckFailure", "Exercise", "Result", "call", "check", "exercise",
-           "expect_close", "expect_tensor", "fmt", "get_exercise", "run_check", "load_all",
-           "exercises"]
+__all__ = ["REGISTRY", "CheckFailure", "Exercise", "Result", "call", "check", "close", "exercise",
+           "expect_cases", "expect_close", "expect_tensor", "fmt", "fmt_pair", "get_exercise", "run_check",
+           "load_all", "exercises"]
 
 _loaded = False
 

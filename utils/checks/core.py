@@ -33,7 +33,8 @@ from ..errors import describe
 
 __all__ = [
     "CheckFailure", "Exercise", "Result", "REGISTRY", "exercise", "get_exercise",
-    "run_check", "check", "call", "expect_tensor", "expect_close", "fmt",
+    "run_check", "check", "call", "expect_tensor", "expect_close", "expect_cases", "close",
+    "describe_difference", "fmt", "fmt_pair",
 ]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
@@ -182,8 +183,31 @@ def fmt(x: Any, digits: int = 4) -> str:
     return repr(x)
 
 
-def call(fn: Callable, *args, name: str | None = None, **kwargs) -> Any:
-    """Call the student's ``fn``; turn an exception into a message naming the inputs."""
+def fmt_pair(a: Any, b: Any, digits: int = 4) -> tuple[str, str]:
+    """``a`` and ``b`` as text with the fewest digits (at least ``digits``) that show them different.
+
+    "should be 0.4632, got 0.4632" cannot happen: when two values differ, digits are added (up to 17,
+    all a float64 has) until their texts differ.
+    """
+    for d in range(digits, 18):
+        sa, sb = fmt(a, d), fmt(b, d)
+        if sa != sb:
+            return sa, sb
+    return fmt(a, 17), fmt(b, 17)
+
+
+def _sentence(text: str) -> str:
+    """Capitalise the first letter only: "log|det J|" stays as written, unlike str.capitalize()."""
+    return text[:1].upper() + text[1:]
+
+
+def call(fn: Callable, *args, name: str | None = None,
+         explain: Callable[[Exception], str | None] | None = None, **kwargs) -> Any:
+    """Call the student's ``fn``; turn an exception into a message naming the inputs.
+
+    ``explain(exception)`` may return a message that names the mistake behind the exception (a check
+    decides that by re-running the answer on a probe, never by guessing); ``None`` keeps the default.
+    """
     if not callable(fn):
         raise CheckFailure(f"Expected a function or class, got {describe(fn)}.")
     try:
@@ -191,6 +215,10 @@ def call(fn: Callable, *args, name: str | None = None, **kwargs) -> Any:
     except (NotImplementedError, CheckFailure):
         raise
     except Exception as e:
+        if explain is not None:
+            named = explain(e)
+            if named:
+                raise CheckFailure(named) from None
         shown = ", ".join(describe(a) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
         label = name or getattr(fn, "__name__", "your function")
         raise CheckFailure(f"`{label}` raised {type(e).__name__}: {e}{_student_location(e.__traceback__)}\n"
@@ -198,19 +226,27 @@ def call(fn: Callable, *args, name: str | None = None, **kwargs) -> Any:
 
 
 def expect_tensor(got: Any, shape: Sequence[int] | None = None, name: str = "the result",
-                  dtype: torch.dtype | None = None, finite_hint: str = "") -> torch.Tensor:
-    """Fail unless ``got`` is a tensor of the given shape and dtype with no NaN or inf."""
+                  dtype: torch.dtype | None = None, finite_hint: str = "", finite: bool = True) -> torch.Tensor:
+    """Fail unless ``got`` is a tensor of the given shape and dtype with no NaN or inf.
+
+    ``finite_hint`` is added to the NaN message: give it only when the check has established that the
+    NaN comes from that mistake. ``finite=False`` skips the NaN test (for callers that test it later).
+    """
     if not isinstance(got, torch.Tensor):
-        raise CheckFailure(f"Wrong type: {name} should be a torch.Tensor, but it is {describe(got)}.")
+        extra = ""
+        if isinstance(got, (tuple, list)) and got and all(isinstance(g, torch.Tensor) for g in got):
+            extra = (f" It is a {type(got).__name__} of {len(got)} tensors"
+                     f" of shapes {[tuple(g.shape) for g in got]}: return the one that is asked for.")
+        raise CheckFailure(f"Wrong type: {name} should be a torch.Tensor, but it is {describe(got)}.{extra}")
     if shape is not None and tuple(got.shape) != tuple(shape):
         raise CheckFailure(f"Wrong shape: {name} should have shape {tuple(shape)}, got {tuple(got.shape)}."
                            + _shape_hint(tuple(shape), tuple(got.shape)))
     if dtype is not None and got.dtype != dtype:
         raise CheckFailure(f"Wrong dtype: {name} should be {dtype}, got {got.dtype}.")
-    if got.is_floating_point() and not torch.isfinite(got).all():
+    if finite and got.is_floating_point() and not torch.isfinite(got).all():
         nan = torch.isnan(got).sum().item()
         inf = torch.isinf(got).sum().item()
-        raise CheckFailure(f"{name.capitalize()} contains {nan} NaN and {inf} infinite value(s) "
+        raise CheckFailure(f"{_sentence(name)} contains {nan} NaN and {inf} infinite value(s) "
                            f"out of {got.numel()}." + (f" {finite_hint}" if finite_hint else ""))
     return got
 
@@ -220,35 +256,92 @@ def _shape_hint(want: tuple, got: tuple) -> str:
         return " Did you forget to sum over the last dimension?"
     if len(got) + 1 == len(want) and want[: len(got)] == got:
         return " Did you sum over one dimension too many?"
+    if len(got) == len(want) == 2 and got == want[::-1]:
+        return " It is transposed."
     return ""
+
+
+def close(got: torch.Tensor, wrong: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
+    """True when ``got`` equals ``wrong`` within the tolerances, NaN where ``wrong`` is NaN included.
+
+    Used to recognise a named mistake by comparing with the mistaken computation itself.
+    """
+    if not isinstance(got, torch.Tensor) or not isinstance(wrong, torch.Tensor):
+        return False
+    got_c, wrong_c = got.detach().double().cpu(), wrong.detach().double().cpu()
+    return got_c.shape == wrong_c.shape and bool(torch.allclose(got_c, wrong_c, atol=atol, rtol=rtol,
+                                                                equal_nan=True))
 
 
 def expect_close(got: torch.Tensor, expected: torch.Tensor, name: str = "the result",
                  atol: float = 1e-4, rtol: float = 1e-4,
                  inputs: torch.Tensor | None = None, input_name: str = "x",
-                 mistakes: Iterable[tuple[torch.Tensor, str]] = (), sign_hint: str = "") -> None:
+                 mistakes: Iterable[tuple[torch.Tensor, str]] = (), sign_hint: str = "",
+                 finite_hint: str = "") -> None:
     """Fail unless ``got`` matches ``expected``; name a known mistake or a sign error if it fits.
 
-    ``mistakes`` holds (value a known wrong answer would give, message naming that mistake).
+    ``mistakes`` holds (value a known wrong answer would give, message naming that mistake); a mistake
+    is named only when ``got`` equals that value (NaN in the same places included). Otherwise the
+    message says which entry differs, at which input, by how much, against which tolerance, with
+    enough digits to show the difference.
     """
-    got = expect_tensor(got, expected.shape, name)
+    got = expect_tensor(got, expected.shape, name, finite=False)
     got_c, exp_c = got.detach().double().cpu(), expected.detach().double().cpu()
     if torch.allclose(got_c, exp_c, atol=atol, rtol=rtol):
         return
     for wrong, message in mistakes:
-        wrong = wrong.detach().double().cpu()
-        if wrong.shape == got_c.shape and torch.allclose(got_c, wrong, atol=atol, rtol=rtol):
+        if close(got_c, wrong, atol=atol, rtol=rtol):
             raise CheckFailure(message)
+    expect_tensor(got, expected.shape, name, finite_hint=finite_hint)
     if exp_c.abs().max() > atol and torch.allclose(got_c, -exp_c, atol=atol, rtol=rtol):
         raise CheckFailure(f"Wrong sign: {name} is the negative of what it should be. "
                            + (sign_hint or "Look for a minus sign."))
+    raise CheckFailure(describe_difference(got_c, exp_c, name, atol, rtol, inputs, input_name))
+
+
+def describe_difference(got: torch.Tensor, expected: torch.Tensor, name: str, atol: float, rtol: float,
+                        inputs: torch.Tensor | None = None, input_name: str = "x") -> str:
+    """Which entry of ``got`` is furthest from ``expected``, at which input, against which tolerance."""
+    got_c, exp_c = got.detach().double().cpu(), expected.detach().double().cpu()
     err = (got_c - exp_c).abs()
-    i = int(err.flatten().argmax())
+    bound = atol + rtol * exp_c.abs()
+    i = int((err / bound).flatten().argmax())
     idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), err.shape)) if err.ndim else ()
     where = ""
-    if inputs is not None and idx:
-        where = f" at {input_name} = {fmt(inputs[idx[0]])}"
-    raise CheckFailure(
-        f"Wrong value: {name}{where} should be {fmt(exp_c[idx] if idx else exp_c)}, "
-        f"got {fmt(got_c[idx] if idx else got_c)} (largest difference {fmt(err.max())}; "
-        f"{int((err > atol + rtol * exp_c.abs()).sum())} of {err.numel()} entries differ).")
+    if idx and err.numel() > 1:
+        where = f" at row {idx[0]}" if err.ndim >= 1 else ""
+        if inputs is not None:
+            where += f" ({input_name} = {fmt(inputs[idx[0]])})"
+        if err.ndim >= 2:
+            where += f", entry {list(idx)}"
+    want_s, got_s = fmt_pair(exp_c[idx] if idx else exp_c, got_c[idx] if idx else got_c)
+    off = int((err > bound).sum())
+    return (f"Wrong value: {name}{where} should be {want_s}, got {got_s}: they differ by "
+            f"{fmt(err[idx] if idx else err, 2)}, more than the tolerance {fmt(float(bound[idx] if idx else bound), 2)}"
+            f" ({off} of {err.numel()} entries are off).")
+
+
+def expect_cases(got: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], names: Sequence[str], *,
+                 atol: float, rtol: float = 0.0, inputs: Sequence[torch.Tensor | None] | None = None,
+                 input_name: str = "x", mistakes: Iterable[tuple[Sequence[torch.Tensor | None], str]] = (),
+                 sign_hint: str = "") -> None:
+    """Compare the answer on several test cases at once; name a mistake only if it fits every case.
+
+    ``got[k]`` is the answer on case ``k``; each mistake is (the mistaken computation on every case,
+    message). Several cases together tell mistakes apart that one case cannot (on a linear autonomous
+    field a midpoint step equals a wrongly chained RK4). A mistake matches when it equals the answer on
+    every case where it is given (None: that case cannot tell). Otherwise the first failing case is
+    described precisely.
+    """
+    inputs = list(inputs) if inputs is not None else [None] * len(got)
+    checked = [expect_tensor(g, e.shape, n, finite=False) for g, e, n in zip(got, expected, names)]
+    ok = [close(g, e, atol, rtol) for g, e in zip(checked, expected)]  # the expected values are finite
+    if all(ok):
+        return
+    for wrongs, message in mistakes:
+        given = [(g, w) for g, w in zip(checked, wrongs) if w is not None]
+        if given and all(close(g, w, atol, rtol) for g, w in given):
+            raise CheckFailure(message)
+    k = ok.index(False)
+    expect_close(checked[k], expected[k], names[k], atol=atol, rtol=rtol, inputs=inputs[k],
+                 input_name=input_name, sign_hint=sign_hint)

@@ -1,10 +1,12 @@
 """Checks of notebook 01 (change of variables)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import changevars as cv
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+from .core import CheckFailure, call, close, exercise, expect_cases, expect_close, expect_tensor, fmt
 
 NB = "01_change_of_variables"
 
@@ -21,45 +23,96 @@ def _cases_1_1():
     ]
 
 
+def _explain_1_1(answer, base):
+    """Name the missing sum when the answer fails with a broadcasting error (issue: a raw RuntimeError).
+
+    The answer is run on a square batch, n = d = 2, where (n,) + (n, d) broadcasts instead of failing;
+    the missing sum is named only if the result then equals that broadcast sum.
+    """
+    def explain(error: Exception) -> str | None:
+        if not isinstance(error, RuntimeError):
+            return None
+        x = _cases_1_1()[0][1][:2]
+        try:
+            out = answer(x, base, torch.log, lambda u: 1 / u)
+        except Exception:
+            return None
+        elementwise = torch.log(torch.abs(1 / x))
+        for broadcast in (base(torch.log(x))[None, :] + elementwise, base(torch.log(x))[:, None] + elementwise):
+            if close(out, broadcast, atol=1e-8, rtol=1e-8):
+                return ("The log-determinant term is not summed: log|(f^-1)'(x)| has one entry per coordinate, "
+                        "shape (n, d), and adding it to base_log_prob(z), shape (n,), fails (with 64 points in "
+                        "2D: \"" + str(error).split("\n")[0] + "\"). Sum it over the last dimension, "
+                        ".sum(dim=-1), to get log|det J_{f^-1}(x)| of shape (n,).")
+        return None
+    return explain
+
+
 @exercise("1.1", title="Log-density of a push-forward through an elementwise bijection", notebook=NB,
           answer="pushforward_log_prob", reference=cv.pushforward_log_prob, minutes=15,
           practises="the change-of-variables formula with a diagonal Jacobian")
 def check_1_1(answer):
     base = cv.standard_normal_log_prob
-    # the log-normal case is checked against torch.distributions, independently of our reference
-    x = _cases_1_1()[0][1]
-    got = call(answer, x, base, torch.log, lambda u: 1 / u, name="pushforward_log_prob")
+    cases = _cases_1_1()
+    gots, wants, names, inputs = [], [], [], []
+    for name, x, f_inv, dfi in cases:
+        got = call(answer, x.clone(), base, f_inv, dfi, name="pushforward_log_prob",
+                   explain=_explain_1_1(answer, base))
+        elementwise = torch.log(torch.abs(dfi(x)))
+        if isinstance(got, torch.Tensor) and close(got, base(f_inv(x))[:, None] + elementwise, 1e-8, 1e-8):
+            raise CheckFailure(f"For f = {name} you returned shape {tuple(got.shape)}: the log-determinant term "
+                               "log|(f^-1)'(x_i)| is not summed over the coordinates. Sum it over the last "
+                               "dimension, .sum(dim=-1), before adding it to base_log_prob(z).")
+        gots.append(got)
+        wants.append(cv.pushforward_log_prob(x, base, f_inv, dfi))
+        names.append(f"the log-density for f = {name}")
+        inputs.append(x)
+
+    def each(fn):
+        return [fn(x, f_inv, dfi) for _, x, f_inv, dfi in cases]
+
+    logdet = lambda x, dfi: torch.log(torch.abs(dfi(x))).sum(-1)  # noqa: E731
+    expect_cases(gots, wants, names, atol=1e-8, rtol=1e-8, inputs=inputs, mistakes=[
+        (each(lambda x, fi, dfi: base(fi(x))),
+         "You returned log p_Z(f^-1(x)) alone: the change of variables also adds log|det J_{f^-1}(x)|, here "
+         "the sum of log|(f^-1)'(x_i)|."),
+        (each(lambda x, fi, dfi: base(fi(x)) - logdet(x, dfi)),
+         "The log-determinant term has the wrong sign: it is + log|(f^-1)'(x)| (equivalently - log|f'(z)|)."),
+        (each(lambda x, fi, dfi: base(x) + logdet(x, dfi)),
+         "You evaluated the base density at x: evaluate it at z = f^-1(x)."),
+        (each(lambda x, fi, dfi: base(fi(x)) + torch.log(dfi(x)).sum(-1)),
+         "For the decreasing map x = -2z + 1 your log-density is NaN: (f^-1)' is negative there, and its log "
+         "is NaN. Take the absolute value first, log|(f^-1)'(x)|."),
+        (each(lambda x, fi, dfi: base(fi(x)) + torch.log(torch.abs(dfi(x))).mean(-1)),
+         "You averaged log|(f^-1)'(x_i)| over the coordinates: log|det J| of a diagonal Jacobian is their "
+         "sum, .sum(dim=-1)."),
+        (each(lambda x, fi, dfi: base(fi(x)) + torch.abs(dfi(x)).sum(-1)),
+         "You added |(f^-1)'(x_i)| itself: the change of variables adds its logarithm, log|(f^-1)'(x_i)|."),
+        (each(lambda x, fi, dfi: base(fi(x)) + logdet(fi(x), dfi)),
+         "You evaluated the derivative of f^-1 at z = f^-1(x): it is (f^-1)'(x), at the point x itself."),
+    ])
+    # the log-normal case against torch.distributions, independently of our reference
+    x = cases[0][1]
     expected = torch.distributions.LogNormal(0.0, 1.0).log_prob(x).sum(-1)
-    for name, x, f_inv, dfi in _cases_1_1():
-        got = call(answer, x, base, f_inv, dfi, name="pushforward_log_prob")
-        got = expect_tensor(got, (x.shape[0],), f"the log-density for {name}",
-                            finite_hint="Is there an absolute value around the derivative? "
-                                        "A decreasing map has a negative derivative.")
-        ref = cv.pushforward_log_prob(x, base, f_inv, dfi)
-        logdet = torch.log(torch.abs(dfi(x))).sum(-1)
-        expect_close(got, ref, f"the log-density for f = {name}", atol=1e-5, inputs=x, mistakes=[
-            (base(f_inv(x)), f"For f = {name} you returned log p_Z(f^-1(x)) alone: the change of variables "
-                             "also adds log|det J_{f^-1}(x)|, here the sum of log|(f^-1)'(x_i)|."),
-            (base(f_inv(x)) - logdet, f"For f = {name} the log-determinant term has the wrong sign: "
-                                      "it is + log|(f^-1)'(x)| (equivalently - log|f'(z)|)."),
-            (base(x) + logdet, f"For f = {name} you evaluated the base density at x: evaluate it at "
-                               "z = f^-1(x)."),
-        ])
-    got = call(answer, _cases_1_1()[0][1], base, torch.log, lambda u: 1 / u)
-    expect_close(got, expected, "the log-normal log-density (against torch.distributions.LogNormal)", atol=1e-5)
+    expect_close(gots[0], expected, "the log-normal log-density (against torch.distributions.LogNormal)",
+                 atol=1e-8, rtol=1e-8, inputs=x)
     return "It matches torch.distributions.LogNormal for f = exp."
 
 
 def _maps_1_2():
     M = torch.tensor([[1.0, 2.0], [3.0, 1.0]], dtype=torch.float64)  # det -5: diagonal and sign traps
+    M3 = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0], [1.0, 0.0, 1.0]], dtype=torch.float64)  # det 5
     return [
-        ("an affine map with det A = -5", lambda x: x @ M.T + 1.0,
-         lambda x: torch.full((x.shape[0],), float(torch.log(torch.tensor(5.0))), dtype=x.dtype)),
-        ("f(x) = (x1 exp(x2), x2 + x1^2)", lambda x: torch.stack([x[:, 0] * torch.exp(x[:, 1]),
-                                                                   x[:, 1] + x[:, 0] ** 2], 1),
+        ("an affine map with det A = -5", 2, lambda x: x @ M.T + 1.0,
+         lambda x: torch.full((x.shape[0],), math.log(5.0), dtype=x.dtype)),
+        ("f(x) = (x1 exp(x2), x2 + x1^2)", 2, lambda x: torch.stack([x[:, 0] * torch.exp(x[:, 1]),
+                                                                      x[:, 1] + x[:, 0] ** 2], 1),
          # J = [[e^x2, x1 e^x2], [2 x1, 1]], det = e^x2 (1 - 2 x1^2)
          lambda x: x[:, 1] + torch.log(torch.abs(1 - 2 * x[:, 0] ** 2))),
-        ("the swap f(x) = (x2, x1)", lambda x: x.flip(1), lambda x: torch.zeros(x.shape[0], dtype=x.dtype)),
+        ("the swap f(x) = (x2, x1)", 2, lambda x: x.flip(1), lambda x: torch.zeros(x.shape[0], dtype=x.dtype)),
+        # J = diag(cosh(M3 x)) M3: log|det J| = log 5 + sum log cosh(M3 x)
+        ("the 3D map f(x) = sinh(M x), det M = 5", 3, lambda x: torch.sinh(x @ M3.T),
+         lambda x: math.log(5.0) + torch.log(torch.cosh(x @ M3.T)).sum(-1)),
     ]
 
 
@@ -67,57 +120,112 @@ def _maps_1_2():
           reference=cv.log_abs_det_jacobian, minutes=15,
           practises="Jacobians with torch.autograd; log-determinants")
 def check_1_2(answer):
-    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
-    for name, f, closed in _maps_1_2():
+    g = torch.Generator().manual_seed(12)
+    cases = [(name, torch.randn(16, d, generator=g, dtype=torch.float64), f, closed)
+             for name, d, f, closed in _maps_1_2()]
+    gots, wants, names, inputs, Js = [], [], [], [], []
+    for name, x, f, closed in cases:
         got = call(answer, f, x.clone(), name="log_abs_det_jacobian")
-        got = expect_tensor(got, (16,), f"log|det J| for {name}",
-                            finite_hint="The determinant can be negative: take the log of its absolute value "
-                                        "(torch.linalg.slogdet gives log|det| directly).")
-        J = cv.jacobian(f, x)
-        expect_close(got, closed(x), f"log|det J| for {name}", atol=1e-6, inputs=x, mistakes=[
-            (torch.log(torch.abs(torch.diagonal(J, dim1=1, dim2=2))).sum(-1),
-             f"For {name} you summed log|J_ii| over the diagonal: that is the log-determinant only for "
-             "triangular Jacobians. Compute the full determinant."),
-            (torch.diagonal(J, dim1=1, dim2=2).sum(-1),
-             f"For {name} you returned the trace of J (the divergence), not log|det J|."),
-            (torch.linalg.det(J), f"For {name} you returned det J itself: take log|det J|."),
-            (torch.linalg.det(J).abs(), f"For {name} you returned |det J|: take its logarithm."),
-        ])
-    return "It matches the closed forms, negative determinants included."
+        if isinstance(got, (tuple, list)) and len(got) == 2:
+            raise CheckFailure(f"For {name} you returned a pair: torch.linalg.slogdet returns (sign, logabsdet); "
+                               "return the second, `.logabsdet`.")
+        gots.append(got)
+        wants.append(closed(x))
+        names.append(f"log|det J| for {name}")
+        inputs.append(x)
+        Js.append(cv.jacobian(f, x))
+    # a determinant written out for 2 x 2 is right in 2D; on the 3D map it uses the top-left block only
+    by_hand_2d = [want if J.shape[-1] == 2 else
+                  torch.log(torch.abs(J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]))
+                  for J, want in zip(Js, wants)]
+    expect_cases(gots, wants, names, atol=1e-8, rtol=1e-8, inputs=inputs, mistakes=[
+        ([torch.log(torch.abs(torch.diagonal(J, dim1=1, dim2=2))).sum(-1) for J in Js],
+         "You summed log|J_ii| over the diagonal: that is the log-determinant only for triangular Jacobians. "
+         "Compute the full determinant."),
+        ([torch.diagonal(J, dim1=1, dim2=2).sum(-1) for J in Js],
+         "You returned the trace of J (the divergence), not log|det J|."),
+        ([torch.linalg.det(J) for J in Js], "You returned det J itself: take log|det J|."),
+        ([torch.linalg.det(J).abs() for J in Js], "You returned |det J|: take its logarithm."),
+        ([torch.log(torch.linalg.det(J)) for J in Js],
+         "Your log|det J| is NaN where det J < 0 (the affine map has det -5): take the log of the absolute "
+         "value, log|det J| (torch.linalg.slogdet gives it directly)."),
+        ([torch.linalg.slogdet(J).sign for J in Js],
+         "You returned the sign of det J (the first output of torch.linalg.slogdet): return `.logabsdet`."),
+        (by_hand_2d, "Right in 2D, but for the 3D map f(x) = sinh(M x) you computed the determinant of the "
+                     "top-left 2 x 2 block only (J11 J22 - J12 J21): x has d columns, so use the full d x d "
+                     "Jacobian (torch.linalg.slogdet works for any d)."),
+    ])
+    return "It matches the closed forms, negative determinants and a 3D map included."
 
 
-def _A_b():
-    A = torch.tensor([[2.0, 0.5], [0.0, 0.75]], dtype=torch.float64)  # det 1.5
+def _cases_1_3():
+    A = torch.tensor([[2.0, 0.5], [-0.4, 0.75]], dtype=torch.float64)  # det 1.7, not triangular
     b = torch.tensor([1.0, -0.5], dtype=torch.float64)
-    return A, b
+    A2 = torch.tensor([[0.5, 1.2], [1.0, -0.6]], dtype=torch.float64)  # det -1.5: needs |det|
+    b2 = torch.tensor([-2.0, 0.5], dtype=torch.float64)
+    g = torch.Generator().manual_seed(13)
+    return [(A, b, torch.randn(64, 2, generator=g, dtype=torch.float64) * 1.5 + b),
+            (A2, b2, torch.randn(64, 2, generator=g, dtype=torch.float64) * 1.5 + b2)]
 
 
 @exercise("1.3", title="Density of an affine push-forward, integrating to 1", notebook=NB,
           answer="affine_log_prob", reference=cv.affine_log_prob, minutes=15,
           practises="inverse map and Jacobian of x = A z + b; normalisation checked on a grid")
 def check_1_3(answer):
-    A, b = _A_b()
-    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(13), dtype=torch.float64) * 1.5 + b
-    got = call(answer, x, A, b, name="affine_log_prob")
-    got = expect_tensor(got, (64,), "affine_log_prob(x, A, b)")
-    mvn = torch.distributions.MultivariateNormal(b, covariance_matrix=A @ A.T)
-    expected = mvn.log_prob(x)
-    if not torch.allclose(got, expected, atol=1e-5):
-        mass = cv.grid_integral(lambda p: answer(p, A, b), lim=12.0, n=400)
-        z = torch.linalg.solve(A, (x - b).T).T
-        logdet = torch.linalg.slogdet(A).logabsdet
-        expect_close(got, expected, "log p_X(x) (against N(b, A A^T) from torch.distributions)",
-                     atol=1e-5, inputs=x, mistakes=[
-            (cv.standard_normal_log_prob(z) + logdet,
-             f"The Jacobian term has the wrong sign: your density integrates to {mass:.3f} on a grid, "
-             "not 1 (it is |det A|^2 = 2.25). The inverse map z = A^-1 (x - b) has log|det| = -log|det A|."),
-            (cv.standard_normal_log_prob(z),
-             f"The Jacobian term is missing: your density integrates to {mass:.3f} on a grid "
-             "(|det A| = 1.5), not 1. Add log|det A^-1| = -log|det A|."),
-            (cv.standard_normal_log_prob(x @ A.T + b) - logdet,
-             "You applied the forward map A x + b to x: the density needs the inverse, z = A^-1 (x - b)."),
-        ])
-    mass = cv.grid_integral(lambda p: answer(p, A, b), lim=12.0, n=400)
-    if abs(mass - 1) > 1e-3:
-        raise CheckFailure(f"Your density integrates to {fmt(mass)} on a grid, not 1.")
-    return f"It equals N(b, A A^T) and integrates to {mass:.4f} on a grid."
+    cases = _cases_1_3()
+    gots, wants, names, inputs = [], [], [], []
+    for A, b, x in cases:
+        got = call(answer, x.clone(), A.clone(), b.clone(), name="affine_log_prob")
+        gots.append(got)
+        wants.append(torch.distributions.MultivariateNormal(b, covariance_matrix=A @ A.T).log_prob(x))
+        names.append(f"log p_X(x) for A = {A.tolist()}, b = {b.tolist()} (against N(b, A A^T) from "
+                     "torch.distributions)")
+        inputs.append(x)
+    base = cv.standard_normal_log_prob
+
+    def each(fn):
+        return [fn(x, A, b, torch.linalg.solve(A, (x - b).T).T, torch.linalg.slogdet(A).logabsdet)
+                for A, b, x in cases]
+
+    A, b, _ = cases[0]
+    det = float(torch.linalg.det(A))
+
+    def mass() -> str:
+        try:
+            m = cv.grid_integral(lambda p: answer(p, A.clone(), b.clone()), lim=12.0, n=400)
+            return f"{m:.3f}"
+        except Exception:
+            return "not 1"
+
+    if close(gots[0], each(lambda x, A, b, z, ld: base(z) + ld)[0], 1e-8, 1e-8) and \
+            close(gots[1], each(lambda x, A, b, z, ld: base(z) + ld)[1], 1e-8, 1e-8):
+        raise CheckFailure(f"The Jacobian term has the wrong sign: your density integrates to {mass()} on a grid "
+                           f"for det A = {det:.2f}, not 1 (it is |det A|^2 = {det**2:.2f}). The inverse map "
+                           "z = A^-1 (x - b) has log|det| = -log|det A|.")
+    if close(gots[0], each(lambda x, A, b, z, ld: base(z))[0], 1e-8, 1e-8) and \
+            close(gots[1], each(lambda x, A, b, z, ld: base(z))[1], 1e-8, 1e-8):
+        raise CheckFailure(f"The Jacobian term is missing: your density integrates to {mass()} on a grid for "
+                           f"det A = {det:.2f} (that is |det A|), not 1. Add log|det A^-1| = -log|det A|.")
+    expect_cases(gots, wants, names, atol=1e-8, rtol=1e-8, inputs=inputs, mistakes=[
+        (each(lambda x, A, b, z, ld: base(x @ A.T + b) - ld),
+         "You applied the forward map A x + b to x: the density needs the inverse, z = A^-1 (x - b)."),
+        (each(lambda x, A, b, z, ld: base((x - b) @ torch.linalg.inv(A)) - ld),
+         "You computed (x - b) @ inv(A): for row vectors that is A^-T (x - b), the inverse of the transpose. "
+         "Use (x - b) @ inv(A).T, or torch.linalg.solve(A, (x - b).T).T."),
+        (each(lambda x, A, b, z, ld: base(torch.linalg.solve(A, x.T).T) - ld),
+         "You inverted x = A z without b: the inverse is z = A^-1 (x - b)."),
+        (each(lambda x, A, b, z, ld: base(torch.linalg.solve(A, (x + b).T).T) - ld),
+         "You added b: the inverse of x = A z + b is z = A^-1 (x - b)."),
+        (each(lambda x, A, b, z, ld: base(z) - torch.log(torch.linalg.det(A))),
+         "For A with det A = -1.5 your density is NaN: log det A is undefined for a negative determinant. "
+         "The Jacobian term is -log|det A|, with the absolute value (torch.linalg.slogdet(A).logabsdet)."),
+        (each(lambda x, A, b, z, ld: base(z) - torch.linalg.det(A)),
+         "You subtracted det A itself: the Jacobian term is -log|det A|."),
+        (each(lambda x, A, b, z, ld: base(z) - torch.log(torch.abs(torch.diagonal(A))).sum()),
+         "You took log|det A| as the sum of log|A_ii|: that holds only for triangular A. Use the full "
+         "determinant, torch.linalg.slogdet(A).logabsdet."),
+    ])
+    m = cv.grid_integral(lambda p: answer(p, A, b), lim=12.0, n=400)
+    if abs(m - 1) > 1e-3:  # the Gaussian's mass outside [-12, 12]^2 and the grid error are below 1e-6
+        raise CheckFailure(f"Your density integrates to {fmt(m, 6)} on a grid, not 1.")
+    return f"It equals N(b, A A^T), negative det A included, and integrates to {m:.4f} on a grid."
