@@ -34,7 +34,7 @@ T_MAX = 1.0 - 1e-3  # times are drawn from U[0, T_MAX): the VP path's field is u
 
 def cfm_loss(v_theta: Callable, path: GaussianPath, x0: torch.Tensor, x1: torch.Tensor,
              t: torch.Tensor) -> torch.Tensor:
-    """The CFM loss of a batch: mean over i of |v_theta(xt_i, t_i) - u_t(xt_i | x1_i)|^2 (exercise 5.2)."""
+    """The CFM loss of a batch: mean over i of |v_theta(xt_i, t_i) - u_t(xt_i | x1_i)|^2 (exercise 5.3)."""
     xt = path.sample(x0, x1, t)
     ut = path.velocity(xt, x1, t)
     return ((v_theta(xt, t) - ut) ** 2).sum(dim=1).mean()

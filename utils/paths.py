@@ -13,6 +13,8 @@ vector field is
     xt = path.sample(x0, x1, t)                # mu_t(x1) + sigma_t x0
     ut = path.velocity(xt, x1, t)              # u_t(xt | x1)
     u = path.marginal_velocity(x, data, t)     # exact marginal field for the point cloud `data`
+    a, sigma, da, dsigma = path.schedule(t)    # mu_t = a_t x1, sigma_t and their time derivatives
+    path = SchedulePath(fn, name="cosine")     # any path from fn(t) -> (a, sigma, da, dsigma) (exercise 5.7)
 
 Shapes: x0, x1, xt, x of shape (n, d); t a float or of shape (n,) (or (n, 1)),
 in [0, 1]. ``data`` is a point cloud (m, d), the data distribution taken as
@@ -27,12 +29,12 @@ import torch
 
 from .errors import InputError, check_points, check_times
 
-__all__ = ["GaussianPath", "OTPath", "VPPath", "gaussian_conditional_velocity"]
+__all__ = ["GaussianPath", "OTPath", "VPPath", "SchedulePath", "gaussian_conditional_velocity"]
 
 
 def gaussian_conditional_velocity(xt: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
                                   dmu: torch.Tensor, dsigma: torch.Tensor) -> torch.Tensor:
-    """u_t(xt | x1) = sigma'/sigma (xt - mu) + mu' for any Gaussian path (exercise 5.1).
+    """u_t(xt | x1) = sigma'/sigma (xt - mu) + mu' for any Gaussian path (exercise 5.2).
 
     ``mu``, ``dmu`` broadcast against ``xt`` (n, d); ``sigma``, ``dsigma`` are (n, 1) or scalars.
     """
@@ -62,6 +64,22 @@ class GaussianPath:
         raise NotImplementedError
 
     # ------------------------------------------------------------- the conditional path
+    def schedule(self, t) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a_t, sigma_t, a_t', sigma_t') with mu_t(x1) = a_t x1: what the score-to-velocity conversion needs.
+
+        ``t`` a float in [0, 1] gives 0-d float64 tensors (they broadcast against any batch without
+        changing its dtype); a tensor of shape (n,) or (n, 1) gives columns of shape (n, 1) in its dtype.
+        """
+        if isinstance(t, torch.Tensor) and t.ndim > 0:
+            n = t.shape[0]
+            cols = self._schedule(_times(t, n, t if t.is_floating_point() else t.double()))
+            return tuple(c.expand(n, 1) if c.shape != (n, 1) else c for c in cols)
+        if isinstance(t, torch.Tensor):
+            t = float(t)
+        check_times(t, 1)
+        cols = self._schedule(torch.full((1, 1), float(t), dtype=torch.float64))
+        return tuple(c.reshape(()) for c in cols)
+
     def mean_std(self, x1: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """mu_t(x1) of shape (n, d) and sigma_t of shape (n, 1) (broadcastable against x1)."""
         check_points(x1, "x1")
@@ -188,3 +206,33 @@ class VPPath(GaussianPath):
 
     def __repr__(self) -> str:
         return f"VPPath(beta_min={self.beta_min:g}, beta_max={self.beta_max:g})"
+
+
+class SchedulePath(GaussianPath):
+    """A Gaussian path from your own schedule: ``fn(t) -> (a, sigma, da, dsigma)`` with mu_t(x1) = a_t x1.
+
+    ``fn`` gets a column of times t of shape (n, 1) and returns four tensors broadcastable to (n, 1):
+    a_t, sigma_t and their time derivatives. A path from noise to data needs a_0 = 0, sigma_0 = 1,
+    a_1 = 1, sigma_1 = sigma_min (exercise 5.7 checks these and the derivatives).
+    """
+
+    def __init__(self, fn, name: str = "custom"):
+        if not callable(fn):
+            raise InputError(f"`fn` must be a function fn(t) -> (a, sigma, da, dsigma), got {type(fn).__name__}.")
+        self.fn, self.name = fn, str(name)
+
+    def _schedule(self, t):
+        out = self.fn(t)
+        if not isinstance(out, (tuple, list)) or len(out) != 4:
+            raise InputError("the schedule function must return four tensors (a, sigma, da, dsigma).")
+        n, cols = t.shape[0], []
+        for name, v in zip(("a", "sigma", "da", "dsigma"), out):
+            v = torch.as_tensor(v, dtype=t.dtype, device=t.device)
+            if v.numel() not in (1, n):
+                raise InputError(f"the schedule's `{name}` should have one value per time, shape ({n}, 1); "
+                                 f"got {tuple(v.shape)}.")
+            cols.append(v.reshape(-1, 1).expand(n, 1))
+        return tuple(cols)
+
+    def __repr__(self) -> str:
+        return f"SchedulePath({self.name})"

@@ -75,7 +75,7 @@ def _custom_path(t):
 
 @exercise("5.2", title="The conditional field of a general Gaussian path", notebook=NB,
           answer="conditional_velocity", reference=paths.gaussian_conditional_velocity, minutes=12,
-          practises="u_t(x | x1) = sigma'/sigma (x - mu) + mu' from the conditional flow psi_t(x0) = mu_t + sigma_t x0")
+          practises="deriving the conditional field from the conditional flow psi_t(x0) = mu_t + sigma_t x0")
 def check_5_2(answer):
     g = torch.Generator().manual_seed(52)
     x0 = torch.randn(30, 2, generator=g, dtype=torch.float64)
@@ -121,6 +121,7 @@ def check_5_3(answer):
     x1 = moons(n, seed=53).double()
     t = torch.rand(n, generator=g, dtype=torch.float64) * 0.95
     tc = t[:, None]
+    halved = False
     for path in (paths.OTPath(sigma_min=0.1), paths.VPPath()):
         got = call(answer, _fixed_field, path, x0.clone(), x1.clone(), t.clone(), name="cfm_loss")
         if isinstance(got, float):
@@ -133,8 +134,10 @@ def check_5_3(answer):
             ut = path.velocity(xt, x1, t)
         per = lambda v, target: ((v - target) ** 2).sum(1).mean()  # noqa: E731
         expected = per(_fixed_field(xt, t), ut)
-        if torch.allclose(got.double(), expected / 2, rtol=1e-5):
-            got = got * 2  # the mean over coordinates as well is fine: a constant factor
+        if torch.allclose(got.double(), expected / 2, rtol=1e-5) and not torch.allclose(got.double(), expected,
+                                                                                       rtol=1e-5):
+            got = got * 2  # the mean over coordinates as well: a constant factor 1/d, accepted and said
+            halved = True
         wrong = []
         for scale in (1.0, 0.5):
             wrong += [
@@ -162,6 +165,10 @@ def check_5_3(answer):
     if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
         raise CheckFailure("The loss does not depend on the network's parameters any more (was it detached, "
                            "or computed under torch.no_grad()?): training needs its gradient.")
+    if halved:
+        return ("It matches the closed form for the OT and VP paths up to a factor: you averaged over the "
+                "coordinates too (a mean over all n x d entries), which gives 1/2 of the asked loss (1/d, d = 2). "
+                "Same minimiser; the gradients are half as large, as if the learning rate were halved.")
     return "It matches the closed form for the OT and VP paths and carries gradients to the network."
 
 
@@ -186,17 +193,32 @@ class _Spy(nn.Module):
         return self.lin(torch.cat([x, t[:, None]], 1))
 
 
+# z = (x - mu_t) / sigma_t is exactly the x0 the answer drew: n = 512 i.i.d. N(0, 1) per coordinate.
+# The sample mean is N(0, 1/n): sd 1/sqrt(512) = 0.0442. The sample sd is close to N(1, 1/(2n)): sd 0.0313.
+# Two coordinates, two calls: 8 statistics. Each gets 5.4 of its sds (two-sided p = 6.7e-8), so a correct
+# answer is falsely rejected with probability below 8 * 6.7e-8 = 5.4e-7 < 1e-6. Tolerances: 5.4 * 0.0442 =
+# 0.239 for the mean, and 0.2 for the sd (5.4 * 0.0313 = 0.169, widened for the chi tail's skew).
+# The mistakes it must catch (xt built at 1 - t, x0 fed in) move these statistics by whole units.
+MEAN_TOL, STD_TOL = 0.239, 0.2
+
+
 def _standard(z: torch.Tensor) -> bool:
-    return bool(z.mean(0).abs().max() < 0.15 and (z.std(0) - 1).abs().max() < 0.12)
+    return bool(z.mean(0).abs().max() < MEAN_TOL and (z.std(0) - 1).abs().max() < STD_TOL)
 
 
 @exercise("5.4", title="A CFM training step", notebook=NB, answer="training_step", reference=cfm.training_step,
           minutes=15, practises="sampling x0 and t, the CFM loss, and one optimiser step")
 def check_5_4(answer):
+    with torch.random.fork_rng(devices=[]):  # the spies' initialisation must not move the student's global RNG
+        return _check_5_4(answer)
+
+
+def _check_5_4(answer):
     path = paths.OTPath(sigma_min=0.05)
     x1 = moons(512, seed=54)
     spy, lr = _Spy(), 0.05
     opt = torch.optim.SGD(spy.parameters(), lr=lr)
+    halved = False
     for call_no in (1, 2):
         before = [p.detach().clone() for p in spy.parameters()]
         spy.calls.clear()
@@ -220,6 +242,8 @@ def check_5_4(answer):
             raise CheckFailure(f"Times must lie in [0, 1]; got values from {fmt(t.min())} to {fmt(t.max())}.")
         if t.std() < 1e-6:
             raise CheckFailure("Every sample got the same time: draw one t per sample, t ~ U[0, 1).")
+        # t ~ U[0, 1): the mean of 512 has sd 0.289 / sqrt(512) = 0.0128, so 0.08 is 6.3 sds (p = 3e-10);
+        # P(min >= 0.1) = 0.9^512 < 1e-23. A correct answer is never rejected here in practice.
         if not (0.42 < t.mean() < 0.58 and t.min() < 0.1 and t.max() > 0.9):
             raise CheckFailure(f"The times do not look uniform on [0, 1] (mean {fmt(t.mean())}, range "
                                f"{fmt(t.min())} to {fmt(t.max())}): draw t = torch.rand(n).")
@@ -248,7 +272,7 @@ def check_5_4(answer):
                 p.copy_(a)
         value, tol = loss.item(), 1e-4 * max(1.0, loss.item())
         if abs(got - value / 2) < tol:
-            scale = 0.5  # the mean over coordinates too: a constant factor, fine
+            scale, halved = 0.5, True  # the mean over coordinates too: a constant factor, accepted and said
         elif abs(got - value) < tol:
             scale = 1.0
         else:
@@ -264,5 +288,273 @@ def check_5_4(answer):
             raise CheckFailure("The update is not one gradient step on this batch's loss"
                                + (" (in the second call): call optimizer.zero_grad() before loss.backward(), "
                                   "or gradients pile up across steps." if call_no == 2 else "."))
-    return "It feeds (xt, t) to the network, regresses on the conditional field and takes one optimiser step."
+    _check_generator(answer, path, x1)
+    return ("It feeds (xt, t) to the network, regresses on the conditional field, takes one optimiser step, "
+            "and draws x0 and t from `generator` alone (runs can be reproduced)."
+            + (" Your loss is the mean over the coordinates too: 1/2 of the asked loss (1/d, d = 2), the same "
+               "minimiser with half the gradient." if halved else ""))
 
+
+def _fed(answer, path, x1, seed: int, global_seed: int):
+    """What one step feeds the network, for a given generator seed and global RNG seed."""
+    spy = _Spy()
+    opt = torch.optim.SGD(spy.parameters(), lr=0.0)
+    with torch.random.fork_rng(devices=[]):  # the student's global RNG state is left as it was
+        torch.manual_seed(global_seed)
+        call(answer, spy, opt, path, x1.clone(), torch.Generator().manual_seed(seed), name="training_step")
+    return spy.calls[0]
+
+
+def _check_generator(answer, path, x1):
+    """The statement says: draw x0 and t with `generator`. Same generator, other global state: same inputs."""
+    (xa, ta), (xb, tb) = _fed(answer, path, x1, 7, 1), _fed(answer, path, x1, 7, 2)
+    noise = lambda x, t: (x - path.mean_std(x1, t)[0]) / path.mean_std(x1, t)[1]  # noqa: E731  the x0 drawn
+    same_t = torch.equal(ta, tb)
+    same_x0 = torch.allclose(noise(xa, ta), noise(xb, tb), atol=1e-5)
+    drawn = {(False, False): "x0 and t were", (True, False): "x0 was", (False, True): "The times t were"}
+    if not (same_t and same_x0):
+        what = drawn[(same_t, same_x0)]
+        raise CheckFailure(f"{what[0].upper()}{what[1:]} drawn from the global random generator: with the same "
+                           "`generator` and another global seed your step drew other values. Pass "
+                           "generator=generator to torch.randn and torch.rand, so that a run can be reproduced.")
+    xc, tc = _fed(answer, path, x1, 8, 1)
+    if torch.equal(ta, tc) and torch.equal(xa, xc):
+        raise CheckFailure("Your step draws the same x0 and t whatever `generator` it is given (was a seed set "
+                           "inside it?): draw both from `generator`, and do not reseed.")
+
+
+
+# ---------------------------------------------------------------- 5.5 the marginal field of a data set
+
+def marginal_velocity(x: torch.Tensor, data: torch.Tensor, t: float, path: paths.GaussianPath) -> torch.Tensor:
+    """Reference of exercise 5.5: the posterior average of the conditional fields (utils.paths)."""
+    return path.marginal_velocity(x, data, t)
+
+
+def cosine_schedule(t: torch.Tensor, sigma_min: float):
+    """Reference of exercise 5.7: mu_t = sin(pi t / 2) x1, sigma_t = sigma_min + (1 - sigma_min) cos(pi t / 2)."""
+    a = torch.sin(math.pi * t / 2)
+    sigma = sigma_min + (1 - sigma_min) * torch.cos(math.pi * t / 2)
+    da = math.pi / 2 * torch.cos(math.pi * t / 2)
+    dsigma = -(1 - sigma_min) * math.pi / 2 * torch.sin(math.pi * t / 2)
+    return a, sigma, da, dsigma
+
+
+COSINE = paths.SchedulePath(lambda t: cosine_schedule(t, 0.05), name="cosine, sigma_min = 0.05")
+
+
+def _posterior_average(x, data, t, path, logits_fn, normalise=True, with_dmu=True):
+    """sum_j w_j u_t(x | x1_j) with weights from ``logits_fn(sq_dist, sigma)``: builds the named mistakes."""
+    mu, sigma = path.mean_std(data, t)  # (m, d), (m, 1)
+    dmu, dsigma = path.mean_std_derivatives(data, t)
+    sq = ((x[:, None, :] - mu[None]) ** 2).sum(-1)  # (n, m)
+    w = logits_fn(sq, sigma[:, 0][None])
+    if normalise:
+        w = torch.softmax(w, dim=1)
+    u = dsigma[None] / sigma[None] * (x[:, None, :] - mu[None]) + (dmu[None] if with_dmu else 0)  # (n, m, d)
+    return (w[:, :, None] * u).sum(1)
+
+
+@exercise("5.5", title="The marginal field of a data set", notebook=NB, answer="marginal_velocity",
+          reference=marginal_velocity, points=2, minutes=15,
+          practises="the marginal field as the posterior (softmax) average of the conditional fields")
+def check_5_5(answer):
+    g = torch.Generator().manual_seed(55)
+    data = moons(9, seed=55).double()
+    x = torch.randn(50, 2, generator=g, dtype=torch.float64) * 1.5
+    gauss = lambda sq, s: -sq / (2 * s**2)  # noqa: E731
+    # the most telling case first: OT with sigma_t of 0.3 gives sharp, unequal weights
+    cases = [(paths.OTPath(sigma_min=0.05), 0.7), (COSINE, 0.5), (paths.VPPath(), 0.8), (paths.OTPath(0.0), 0.3)]
+    for path, t in cases:
+        got = call(answer, x.clone(), data.clone(), t, path, name="marginal_velocity")
+        got = expect_tensor(got, (50, 2), f"the marginal field ({path!r}, t = {t})")
+        expected = path.marginal_velocity(x, data, t)
+        m = data.shape[0]
+        mistakes = [
+            (_posterior_average(x, data, 1 - t, path, gauss), SWAPPED),
+            (_posterior_average(x, data, t, path, lambda sq, s: torch.zeros_like(sq)),
+             "You averaged the conditional fields with equal weights 1/m: those are the prior weights. The "
+             "posterior weights depend on x: w_j(x) = p_t(x | x1_j) / sum_k p_t(x | x1_k)."),
+            (_posterior_average(x, data, t, path, lambda sq, s: torch.exp(-sq / (2 * s**2)), normalise=False),
+             "The weights do not sum to 1 over the data points: you used exp(-|x - mu_j|^2 / (2 sigma_t^2)) "
+             "as it is. Normalise over j (a softmax), w_j = p_t(x | x1_j) / sum_k p_t(x | x1_k)."),
+            (_posterior_average(x, data, t, path, lambda sq, s: torch.exp(-sq / (2 * s**2)) / (2 * math.pi * s**2),
+                                normalise=False),
+             "The weights do not sum to 1 over the data points: you used the densities p_t(x | x1_j) as "
+             "weights. Divide by their sum over j (a softmax of the log-densities)."),
+            (_posterior_average(x, data, t, path, lambda sq, s: torch.exp(-sq / (2 * s**2)) / (2 * math.pi * s**2)
+                                / m, normalise=False),
+             "The weights do not sum to 1 over the data points: p_t(x | x1_j) / m is the joint density of x and "
+             "x1_j, not the posterior. Divide by p_t(x), the sum over j."),
+            (_posterior_average(x, data, t, path, lambda sq, s: torch.exp(-sq / (2 * s**2))),
+             "You took the softmax of the densities: softmax exponentiates its input, so give it the "
+             "log-densities -|x - mu_t(x1_j)|^2 / (2 sigma_t^2), not exp of them."),
+            (_posterior_average(x, data, t, path, lambda sq, s: sq / (2 * s**2)),
+             "The weights favour the data points farthest from x: the log-density is -|x - mu_t(x1_j)|^2 / "
+             "(2 sigma_t^2), with a minus sign."),
+            (_posterior_average(x, data, t, path, lambda sq, s: -sq),
+             "The log-densities are not divided by 2 sigma_t^2: the weights must sharpen as sigma_t shrinks."),
+            (_posterior_average(x, data, t, path, lambda sq, s: -sq / 2),
+             "The log-densities are not divided by sigma_t^2 (only by 2): the weights must sharpen as sigma_t "
+             "shrinks."),
+            (_posterior_average(x, data, t, path, lambda sq, s: -sq / (2 * s)),
+             "You divided by 2 sigma_t instead of 2 sigma_t^2: the Gaussian's log-density has the variance."),
+            (_posterior_average(x, data, t, path, gauss, with_dmu=False),
+             "Each conditional field misses its mu_t' term: u_t(x | x1) is the full time derivative of the "
+             "flow, and the mean moves too."),
+        ]
+        mu_sq = ((x[:, None, :] - data[None]) ** 2).sum(-1)  # distance to x1 instead of mu_t(x1)
+        w_x1 = torch.softmax(-mu_sq / (2 * path.mean_std(data, t)[1][:, 0][None] ** 2), dim=1)
+        dmu, dsigma = path.mean_std_derivatives(data, t)
+        mu, sigma = path.mean_std(data, t)
+        cond = dsigma[None] / sigma[None] * (x[:, None, :] - mu[None]) + dmu[None]
+        mistakes.append(((w_x1[:, :, None] * cond).sum(1),
+                         "The weights measure the distance from x to the data point x1_j; at time t the "
+                         "conditional path is centred at mu_t(x1_j), so use |x - mu_t(x1_j)|^2."))
+        sq = ((x[:, None, :] - mu[None]) ** 2).sum(-1)
+        w_wrong_dim = torch.softmax(-sq / (2 * sigma[:, 0][None] ** 2), dim=0)
+        mistakes.append(((w_wrong_dim[:, :, None] * cond).sum(1),
+                         "The softmax runs over the query points x instead of the data points: normalise the "
+                         "weights of each x over j = 1..m (dim=1 of an (n, m) array)."))
+        expect_close(got, expected, f"u_t(x) for {path!r} at t = {t}", atol=1e-6, rtol=1e-6, mistakes=mistakes)
+    xg = x[:5].clone().requires_grad_(True)
+    out = call(answer, xg, data.clone(), 0.5, paths.OTPath(0.05), name="marginal_velocity")
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise CheckFailure("The values are right, but the field does not carry gradients in x (a .detach(), "
+                           ".item() or numpy on the way?): the next cell differentiates p_t u_t in x by autograd.")
+    return ("It is the posterior average of the conditional fields, for the OT, VP and a cosine path: "
+            "flow matching's target, on a finite data set.")
+
+
+# ---------------------------------------------------------------- 5.6 score to velocity
+
+def velocity_from_score(x: torch.Tensor, score: torch.Tensor, t: float, path: paths.GaussianPath) -> torch.Tensor:
+    """Reference of exercise 5.6 (utils.fields)."""
+    from ..fields import velocity_from_score as convert
+
+    return convert(x, score, t, path)
+
+
+def _vp_beta(s: float) -> float:
+    """beta(s) of the VP defaults (beta_min = 0.1, beta_max = 20) at diffusion time s."""
+    return 0.1 + s * (20.0 - 0.1)
+
+
+@exercise("5.6", title="From a score to a velocity", notebook=NB, answer="velocity_from_score",
+          reference=velocity_from_score, minutes=15,
+          practises="Tweedie's formula turns a score into the flow matching field; diffusion and flow matching "
+                    "learn one object")
+def check_5_6(answer):
+    g = torch.Generator().manual_seed(56)
+    data = moons(12, seed=56).double()
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64) * 1.5
+    for path, t in [(paths.VPPath(), 0.6), (COSINE, 0.4), (paths.OTPath(0.05), 0.7), (paths.VPPath(), 0.9)]:
+        xg = x.clone().requires_grad_(True)
+        score = torch.autograd.grad(path.marginal_log_prob(xg, data, t).sum(), xg)[0]  # exact, by autograd
+        got = call(answer, x.clone(), score.clone(), t, path, name="velocity_from_score")
+        got = expect_tensor(got, (40, 2), f"the velocity ({path!r}, t = {t})")
+        expected = path.marginal_velocity(x, data, t)  # the posterior average: no score in it
+        a, s, da, ds = path.schedule(t)
+        a1, s1, da1, ds1 = path.schedule(1 - t)
+        expect_close(got, expected, f"u_t(x) for {path!r} at t = {t}", atol=1e-6, rtol=1e-6, mistakes=[
+            (da1 / a1 * x + (s1**2 * da1 / a1 - ds1 * s1) * score, SWAPPED),
+            (da / a * x - (s**2 * da / a - ds * s) * score,
+             "The score term has the wrong sign: Tweedie's formula reads a_t E[x1 | x] = x + sigma_t^2 grad log p_t(x)."),
+            (da / a * x + (s**2 * da / a + ds * s) * score,
+             "The sign of the sigma_t' sigma_t term is flipped: the coefficient of the score is "
+             "sigma_t^2 a_t'/a_t - sigma_t' sigma_t."),
+            (da / a * x + (da / a - ds * s) * score,
+             "The a_t'/a_t part of the score's coefficient lacks its sigma_t^2 (from x + sigma_t^2 score)."),
+            (da / a * x + (s**2 * da / a - ds / s) * score,
+             "You used sigma_t'/sigma_t where sigma_t' sigma_t belongs in the score's coefficient."),
+            ((s**2 * da / a - ds * s) * score,
+             "The term a_t'/a_t x is missing: the field is not a multiple of the score alone."),
+            (_vp_beta(1 - t) / 2 * (x + score),
+             "That is the VP path's formula, beta(1 - t)/2 (x + score) (notebook 04's probability flow ODE), "
+             "used for every path: take a_t, sigma_t and their derivatives from the path given, path.schedule(t)."),
+            (da / a * x + (s**2 * da / a - ds * s) * (-score * s),
+             "You treated the score as a noise prediction: here `score` is grad log p_t(x) itself "
+             "(the noise prediction would be -sigma_t times it)."),
+        ])
+    return ("u_t(x) = a'/a x + (sigma^2 a'/a - sigma' sigma) grad log p_t(x) matches the posterior average of "
+            "the conditional fields, for the VP, OT and a cosine path.")
+
+
+# ---------------------------------------------------------------- 5.7 design a path
+
+def _schedule_columns(answer, t, sigma_min, n):
+    out = call(answer, t.clone(), sigma_min, name="path_schedule")
+    if not isinstance(out, (tuple, list)) or len(out) != 4:
+        raise CheckFailure("`path_schedule` should return four tensors (a, sigma, da, dsigma).")
+    cols = []
+    for name, v in zip(("a", "sigma", "da", "dsigma"), out):
+        if isinstance(v, (int, float)):
+            v = torch.full((n, 1), float(v), dtype=t.dtype)
+        v = expect_tensor(v, None, f"`{name}`")
+        if tuple(v.shape) == (n,):
+            v = v[:, None]
+        if tuple(v.shape) != (n, 1):
+            raise CheckFailure(f"Wrong shape: `{name}` should have shape ({n}, 1), one value per time of the "
+                               f"column t; got {tuple(v.shape)}.")
+        cols.append(v.double())
+    return cols
+
+
+def _derivative(name, dname, got, fd, t):
+    if torch.allclose(got, fd, atol=1e-5, rtol=1e-4):
+        return
+    if fd.abs().max() > 1e-3 and torch.allclose(got, -fd, atol=1e-5, rtol=1e-4):
+        raise CheckFailure(f"`{dname}` has the wrong sign: it is minus the time derivative of `{name}`.")
+    k = float((got * fd).sum() / (fd * fd).sum()) if fd.abs().max() > 1e-3 else 0.0
+    if k and abs(k - 1) > 1e-3 and torch.allclose(got, k * fd, atol=1e-5, rtol=1e-4):
+        raise CheckFailure(f"`{dname}` is {k:.6g} times the time derivative of `{name}`: a chain-rule factor is "
+                           "missing or extra (d/dt sin(c t) = c cos(c t)).")
+    i = int((got - fd).abs().argmax())
+    raise CheckFailure(f"`{dname}` is not the time derivative of `{name}`: at t = {float(t[i]):.4f} a central "
+                       f"finite difference gives {float(fd[i]):.6g}, you return {float(got[i]):.6g}.")
+
+
+@exercise("5.7", title="Design a path", notebook=NB, answer="path_schedule", reference=cosine_schedule,
+          points=2, minutes=20,
+          practises="the boundary conditions of a path from noise to data, and its time derivatives")
+def check_5_7(answer):
+    t = torch.linspace(0, 1, 41, dtype=torch.float64)[:, None]
+    inner = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)[:, None]
+    h = 1e-6
+    straight = True
+    for sigma_min in (0.05, 0.0):
+        a, s, da, ds = _schedule_columns(answer, t, sigma_min, 41)
+        a0, s0, a1, s1 = float(a[0]), float(s[0]), float(a[-1]), float(s[-1])
+        at = f" (sigma_min = {sigma_min})"
+        tol = 1e-6
+        if abs(a0 - 1) < tol and abs(a1) < tol:
+            raise CheckFailure(SWAPPED)
+        if abs(a0) > tol:
+            raise CheckFailure(f"mu_0 = a_0 x1 must be 0: at t=0 every conditional path is the noise N(0, I), "
+                               f"whatever x1. Your a_0 = {a0:.6g}{at}.")
+        if abs(s0 - 1) > tol:
+            raise CheckFailure(f"sigma_0 must be 1 (the noise N(0, I) at t=0); your sigma_0 = {s0:.6g}{at}.")
+        if abs(a1 - 1) > tol:
+            raise CheckFailure(f"mu_1 = x1 needs a_1 = 1; your a_1 = {a1:.6g}{at}.")
+        if abs(s1 - sigma_min) > tol:
+            if sigma_min > 0 and abs(s1 - sigma_min**2) < tol:
+                raise CheckFailure(f"sigma_1 = {s1:.6g} = sigma_min^2: that is a variance; sigma_t is the standard "
+                                   "deviation, sigma_1 = sigma_min.")
+            if sigma_min > 0 and abs(s1) < tol:
+                raise CheckFailure(f"sigma_1 = 0 ignores sigma_min: at t=1 the path keeps a little noise, "
+                                   f"sigma_1 = sigma_min = {sigma_min}.")
+            raise CheckFailure(f"sigma_1 must be sigma_min = {sigma_min}; your sigma_1 = {s1:.6g}.")
+        if (s[:-1] <= 0).any():
+            k = int((s[:-1] <= 0).nonzero()[0, 0])
+            raise CheckFailure(f"sigma_t must stay positive for t < 1 (it is a standard deviation, and the field "
+                               f"divides by it): at t = {float(t[k]):.3f} yours is {float(s[k]):.4g}{at}.")
+        ai, si, dai, dsi = _schedule_columns(answer, inner, sigma_min, 25)
+        ap, sp, _, _ = _schedule_columns(answer, inner + h, sigma_min, 25)
+        am, sm, _, _ = _schedule_columns(answer, inner - h, sigma_min, 25)
+        _derivative("a", "da", dai[:, 0], ((ap - am) / (2 * h))[:, 0], inner[:, 0])
+        _derivative("sigma", "dsigma", dsi[:, 0], ((sp - sm) / (2 * h))[:, 0], inner[:, 0])
+        straight &= bool(torch.allclose(a[:, 0], t[:, 0], atol=1e-9)
+                         and torch.allclose(s[:, 0], 1 - (1 - sigma_min) * t[:, 0], atol=1e-9))
+    return ("Your path runs from N(0, I) at t=0 to N(x1, sigma_min^2 I) at t=1, sigma_t stays positive, and "
+            "both derivatives match finite differences."
+            + (" (It is the OT path itself: try a curved one and see how it fares below.)" if straight else ""))
