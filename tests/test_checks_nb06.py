@@ -1,4 +1,4 @@
-"""Checks of notebook 06 accept correct answers written differently and reject plausible mistakes."""
+"""Checks of notebook 06 accept correct answers written differently and reject plausible mistakes by name."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from tests import checkcases
-from utils import couplings, showdown
+from utils import couplings, showdown, solvers
 from utils.checks.nb06 import straight_interpolant
 from utils.metrics import w2
 from utils.solvers import solve_ode
@@ -34,11 +34,26 @@ def si_sigma_squared(x0, x1, t, sigma, eps):
     return (1 - t) * x0 + t * x1 + sigma**2 * eps, x1 - x0
 
 
+def si_no_noise(x0, x1, t, sigma, eps):
+    t = t[:, None]
+    return (1 - t) * x0 + t * x1, x1 - x0
+
+
+def si_noisy_target(x0, x1, t, sigma, eps):
+    t = t[:, None]
+    return (1 - t) * x0 + t * x1 + sigma * eps, x1 - x0 + sigma * eps
+
+
 # ---- 6.2
 def ot_alt(x0, x1):
     cost = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
     rows, cols = linear_sum_assignment(cost.numpy())
     return x0[rows], x1[cols]  # reorders both: the same pairs
+
+
+def ot_reorder_x0(x0, x1):
+    _, cols = linear_sum_assignment(torch.cdist(x0, x1).pow(2).numpy())
+    return x0[torch.as_tensor(np.argsort(cols))], x1  # the inverse permutation: x1 keeps its order
 
 
 def ot_identity(x0, x1):
@@ -62,6 +77,36 @@ def ot_greedy(x0, x1):
     return x0[order], x1
 
 
+def ot_sort_first_coordinate(x0, x1):
+    return x0[x0[:, 0].argsort()], x1[x1[:, 0].argsort()]
+
+
+def ot_sort_second_coordinate(x0, x1):  # sorting x1 too, then undoing: the same 1D pairing
+    i0, i1 = x0[:, 1].argsort(), x1[:, 1].argsort()
+    out = torch.empty_like(x0)
+    out[i1] = x0[i0]
+    return out, x1
+
+
+def ot_cols_on_x0(x0, x1):
+    _, cols = linear_sum_assignment(torch.cdist(x0, x1).pow(2).numpy())
+    return x0[cols], x1
+
+
+def ot_transposed_cost(x0, x1):
+    rows, cols = linear_sum_assignment(torch.cdist(x1, x0).pow(2).numpy())
+    return x0[rows], x1[cols]
+
+
+def ot_maximised(x0, x1):
+    rows, cols = linear_sum_assignment(-torch.cdist(x0, x1).pow(2).numpy())
+    return x0[rows], x1[cols]
+
+
+def ot_random_permutation(x0, x1):
+    return x0[torch.as_tensor(np.random.default_rng(3).permutation(len(x0)))], x1
+
+
 # ---- 6.3
 def npe_alt(v_theta, x0, x1_data, num_steps):
     x, dt, energy = x0.clone(), 1.0 / num_steps, torch.zeros(len(x0), dtype=x0.dtype)
@@ -73,6 +118,16 @@ def npe_alt(v_theta, x0, x1_data, num_steps):
     r, c = linear_sum_assignment(cost)
     w2sq = cost[r, c].mean()
     return float(abs(energy.mean().item() - w2sq) / w2sq)
+
+
+def _npe_variant(v_theta, x0, x1_data, num_steps, times=lambda k, dt: k * dt, coord=lambda v: (v**2).sum(1)):
+    x, dt, energy = x0.clone(), 1.0 / num_steps, torch.zeros(len(x0), dtype=x0.dtype)
+    for k in range(num_steps):
+        v = v_theta(x, torch.full((len(x),), times(k, dt), dtype=x.dtype))
+        energy = energy + coord(v) * dt
+        x = x + dt * v
+    w2sq = w2(x0, x1_data) ** 2
+    return float(abs(energy.mean() - w2sq) / w2sq)
 
 
 def npe_no_abs(v_theta, x0, x1_data, num_steps):
@@ -95,10 +150,33 @@ def npe_w2_not_squared(v_theta, x0, x1_data, num_steps):
     return abs(pe - w2(x0, x1_data)) / w2(x0, x1_data)
 
 
+def npe_time_backwards(v_theta, x0, x1_data, num_steps):
+    return _npe_variant(v_theta, x0, x1_data, num_steps, times=lambda k, dt: 1 - k * dt)
+
+
+def npe_time_at_step_end(v_theta, x0, x1_data, num_steps):
+    return _npe_variant(v_theta, x0, x1_data, num_steps, times=lambda k, dt: (k + 1) * dt)
+
+
+def npe_time_frozen(v_theta, x0, x1_data, num_steps):
+    return _npe_variant(v_theta, x0, x1_data, num_steps, times=lambda k, dt: 0.0)
+
+
+def npe_mean_over_coordinates(v_theta, x0, x1_data, num_steps):
+    return _npe_variant(v_theta, x0, x1_data, num_steps, coord=lambda v: (v**2).mean(1))
+
+
 # ---- 6.4
 def reflow_rk4(v_theta, x0, num_steps):
     with torch.no_grad():
         return x0, solve_ode(v_theta, x0, num_steps=num_steps, method="rk4").x
+
+
+def reflow_loop(v_theta, x0, num_steps):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps):
+        x = x + dt * v_theta(x, k * dt)
+    return x0, x
 
 
 def reflow_one_step(v_theta, x0, num_steps):
@@ -119,21 +197,111 @@ def reflow_shuffled(v_theta, x0, num_steps):
     return x0_[perm], x1
 
 
+def reflow_time_at_step_end(v_theta, x0, num_steps):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps):
+        x = x + dt * v_theta(x, (k + 1) * dt)
+    return x0, x
+
+
+def reflow_one_step_too_many(v_theta, x0, num_steps):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps + 1):
+        x = x + dt * v_theta(x, k * dt)
+    return x0, x
+
+
+def reflow_default_steps(v_theta, x0, num_steps):
+    return x0, solve_ode(v_theta, x0).x
+
+
+def reflow_one_step_short(v_theta, x0, num_steps):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps - 1):
+        x = x + dt * v_theta(x, k * dt)
+    return x0, x
+
+
+
+# ---- 6.5
+def mid_alt(v_theta, x, t, dt):
+    half = dt / 2
+    k1 = v_theta(x, torch.full((x.shape[0],), t, dtype=x.dtype))
+    return x + dt * v_theta(x + half * k1, torch.full((x.shape[0],), t + half, dtype=x.dtype))
+
+
+def mid_euler(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    _ = v_theta(x + dt / 2 * k1, t + dt / 2)  # computed, then forgotten
+    return x + dt * k1
+
+
+def mid_time_not_advanced(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt * v_theta(x + dt / 2 * k1, t)
+
+
+def mid_half_slope_half_step(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt / 2 * v_theta(x + dt / 2 * k1, t + dt / 2)
+
+
+def mid_from_midpoint(v_theta, x, t, dt):
+    x_mid = x + dt / 2 * v_theta(x, t)
+    return x_mid + dt * v_theta(x_mid, t + dt / 2)
+
+
+def mid_heun(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt / 2 * (k1 + v_theta(x + dt * k1, t + dt))
+
+
+def mid_end_time(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt * v_theta(x + dt / 2 * k1, t + dt)
+
+
+def mid_averaged(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt / 2 * (k1 + v_theta(x + dt / 2 * k1, t + dt / 2))
+
+
+def mid_three_calls(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    v_theta(x, t)
+    return x + dt * v_theta(x + dt / 2 * k1, t + dt / 2)
+
+
 CORRECT = {
     "6.1": [straight_interpolant, si_alt],
-    "6.2": [couplings.ot_couple, ot_alt],
+    "6.2": [couplings.ot_couple, ot_alt, ot_reorder_x0],
     "6.3": [showdown.normalized_path_energy, npe_alt],
-    "6.4": [showdown.reflow_pairs, reflow_rk4],
+    "6.4": [showdown.reflow_pairs, reflow_rk4, reflow_loop],
+    "6.5": [solvers.midpoint_step, mid_alt],
 }
 WRONG = {
     "6.1": [(si_swapped, "time convention is swapped"), (si_from_xt, "whatever sigma is"),
-            (si_sigma_squared, "standard deviation")],
+            (si_sigma_squared, "standard deviation"), (si_no_noise, "noise term sigma * eps is missing"),
+            (si_noisy_target, "target has no noise")],
     "6.2": [(ot_identity, "independent pairing"), (ot_distance_not_squared, "squared"),
-            (ot_nearest, "exactly once"), (ot_greedy, "not optimal")],
-    "6.3": [(npe_no_abs, "absolute value"), (npe_not_normalised, "divide by w2^2"), (npe_no_dt, "dt"),
-            (npe_w2_not_squared, "w2 squared")],
+            (ot_nearest, "exactly once"), (ot_greedy, "greedy pass"),
+            (ot_sort_first_coordinate, "order of their first coordinate"),
+            (ot_sort_second_coordinate, "order of their second coordinate"),
+            (ot_cols_on_x0, "applied inverted"), (ot_transposed_cost, "applied inverted"),
+            (ot_maximised, "maximised"), (ot_random_permutation, "not the one of least total squared")],
+    "6.3": [(npe_no_abs, "absolute value"), (npe_not_normalised, "divide by w2^2"), (npe_no_dt, "multiply by dt"),
+            (npe_w2_not_squared, "w2 squared"), (npe_time_backwards, "time runs backwards"),
+            (npe_time_at_step_end, "end of each step"), (npe_time_frozen, "never advances"),
+            (npe_mean_over_coordinates, "sum |v|^2 over the coordinates")],
     "6.4": [(reflow_one_step, "single euler step"), (reflow_backwards, "backwards"), (reflow_swapped, "wrong way round"),
-            (reflow_shuffled, "reordered")],
+            (reflow_shuffled, "reordered"), (reflow_time_at_step_end, "off by one step in time"),
+            (reflow_one_step_too_many, "num_steps + 1 steps"), (reflow_default_steps, "took 100 steps"),
+            (reflow_one_step_short, "one step short")],
+    "6.5": [(mid_euler, "euler step in disguise"), (mid_time_not_advanced, "not advanced at the midpoint"),
+            (mid_half_slope_half_step, "drives the full step"), (mid_from_midpoint, "starts from x"),
+            (mid_heun, "heun"), (mid_end_time, "at the end, t + dt"), (mid_averaged, "averaging k1"),
+            (mid_three_calls, "exactly twice")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
+

@@ -4,10 +4,12 @@
     npe = normalized_path_energy(v_theta, x0, x1_data)       # |PE - W2^2| / W2^2 (Tong et al. 2024)
     x0, x1_hat = reflow_pairs(v_theta, x0, num_steps=100)    # pairs of a trained flow (Liu et al. 2023)
     samplers = {...}; table = quality_vs_nfe(samplers, x0, reference, nfe_list)
+    for name in overall(["FM-VP", "I-CFM"], "model"): ...   # an overall bar: "model 2 of 2: I-CFM"
 
 A sampler is a function ``sampler(x0, nfe) -> samples`` that spends ``nfe``
 network evaluations: Euler steps for flows and for the probability flow ODE,
 Euler-Maruyama steps for the reverse SDE (samplers from ``utils.sde``).
+``flow_sampler(v, "midpoint")`` spends two evaluations a step, so it takes nfe // 2 steps.
 """
 from __future__ import annotations
 
@@ -18,10 +20,36 @@ import torch
 
 from .errors import InputError, check_points
 from .metrics import w2
+from .runtime import quiet
 from .solvers import solve_ode
 
 __all__ = ["path_energy", "normalized_path_energy", "reflow_pairs", "flow_sampler", "sde_samplers",
-           "quality_vs_nfe", "nfe_to_reach"]
+           "quality_vs_nfe", "nfe_to_reach", "overall"]
+
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
+
+
+def overall(names, what: str = "model"):
+    """Iterate over ``names`` behind an overall progress bar, "model 3 of 6: OT-CFM".
+
+    A plain-text bar (stderr) that stays readable after it finishes and after the notebook is saved
+    and reopened; each model's own training bar runs below it. Silent when ``COURSE_QUIET=1``.
+    """
+    names = list(names)
+    if quiet():
+        yield from names
+        return
+    from tqdm.std import tqdm
+
+    bar = tqdm(total=len(names), leave=True, bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
+    try:
+        for k, name in enumerate(names):
+            bar.set_description(f"{what} {k + 1} of {len(names)}: {name}")
+            yield name
+            bar.update(1)
+        bar.set_description(f"{len(names)} {what}s done")
+    finally:
+        bar.close()
 
 
 @torch.no_grad()
@@ -36,7 +64,7 @@ def path_energy(v_theta: Callable, x0: torch.Tensor, num_steps: int = 100) -> tu
 
 def normalized_path_energy(v_theta: Callable, x0: torch.Tensor, x1_data: torch.Tensor,
                            num_steps: int = 100) -> float:
-    """NPE = |PE - W2^2(x0, x1_data)| / W2^2(x0, x1_data): 0 for the straight-line OT flow (exercise 6.2)."""
+    """NPE = |PE - W2^2(x0, x1_data)| / W2^2(x0, x1_data): 0 for the straight-line OT flow (exercise 6.3)."""
     pe, _ = path_energy(v_theta, x0, num_steps)
     w2_sq = w2(x0, x1_data) ** 2
     return abs(pe - w2_sq) / w2_sq
@@ -44,16 +72,26 @@ def normalized_path_energy(v_theta: Callable, x0: torch.Tensor, x1_data: torch.T
 
 @torch.no_grad()
 def reflow_pairs(v_theta: Callable, x0: torch.Tensor, num_steps: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x0, x1_hat): each noise sample paired with where the trained flow takes it (exercise 6.3)."""
+    """(x0, x1_hat): each noise sample paired with where the trained flow takes it (exercise 6.4)."""
     check_points(x0, "x0")
     return x0, solve_ode(v_theta, x0, num_steps=num_steps, method="euler").x
 
 
-def flow_sampler(v_theta: Callable) -> Callable:
-    """Euler with nfe steps on a learned field v(x, t) from t=0 to t=1."""
+def flow_sampler(v_theta: Callable, method: str = "euler") -> Callable:
+    """sampler(x0, nfe): ``method`` on a learned field v(x, t) from t=0 to t=1, spending ``nfe`` evaluations.
+
+    Euler takes nfe steps, midpoint nfe // 2, RK4 nfe // 4 (nfe must be a multiple of the cost of a step).
+    """
+    if method not in EVALS_PER_STEP:
+        raise InputError(f"`method` must be one of {sorted(EVALS_PER_STEP)}, got {method!r}.")
+    cost = EVALS_PER_STEP[method]
+
     @torch.no_grad()
     def sample(x0, nfe):
-        return solve_ode(v_theta, x0, num_steps=nfe, method="euler").x
+        if not isinstance(nfe, int) or nfe < cost or nfe % cost:
+            raise InputError(f"{method} spends {cost} evaluation(s) a step: `nfe` must be a positive multiple "
+                             f"of {cost}, got {nfe!r}.")
+        return solve_ode(v_theta, x0, num_steps=nfe // cost, method=method).x
     return sample
 
 
@@ -79,7 +117,8 @@ def quality_vs_nfe(samplers: dict[str, Callable], x0: torch.Tensor, reference: t
         raise InputError(f"x0 and reference must have the same shape, got {tuple(x0.shape)} and "
                          f"{tuple(reference.shape)}.")
     out = {}
-    for name, sampler in samplers.items():
+    for name in overall(samplers, "sampler"):
+        sampler = samplers[name]
         out[name] = []
         for nfe in nfe_list:
             x = sampler(x0, nfe)

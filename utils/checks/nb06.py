@@ -7,7 +7,7 @@ import math
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .. import couplings, showdown
+from .. import couplings, showdown, solvers
 from ..metrics import w2
 from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
 
@@ -67,6 +67,40 @@ def _is_permutation_of(a, b):
     return key(a) == key(b)
 
 
+def _pair_set(a, b):
+    """The set of pairs (row of a, row of b), as sorted tuples: the pairing, whatever the order of rows."""
+    both = torch.cat([a.detach().double(), b.detach().double()], 1).round(decimals=9)
+    return sorted(map(tuple, both.tolist()))
+
+
+def _sorted_pairing(x0, x1, coord):
+    return x0[x0[:, coord].argsort()], x1[x1[:, coord].argsort()]
+
+
+def _greedy_pairing(x0, x1):
+    free, order = list(range(len(x0))), []
+    for j in range(len(x1)):
+        d = ((x0[free] - x1[j]) ** 2).sum(1)
+        order.append(free.pop(int(d.argmin())))
+    return x0[order], x1
+
+
+def _inverted_pairing(x0, x1):
+    """Right permutation, applied the wrong way round: x0[cols] with x1 (or the cost transposed)."""
+    _, cols = linear_sum_assignment(torch.cdist(x0, x1).pow(2).numpy())
+    return x0[torch.as_tensor(cols)], x1
+
+
+def _worst_pairing(x0, x1):
+    r, c = linear_sum_assignment(torch.cdist(x0, x1).pow(2).numpy(), maximize=True)
+    return x0[r], x1[c]
+
+
+def _unsquared_pairing(x0, x1):
+    r, c = linear_sum_assignment(torch.cdist(x0, x1).numpy())
+    return x0[r], x1[c]
+
+
 @exercise("6.2", title="Minibatch optimal transport pairing", notebook=NB, answer="ot_pairs",
           reference=couplings.ot_couple, minutes=12,
           practises="the OT plan between two equal batches is a permutation: linear assignment on squared distances")
@@ -87,21 +121,67 @@ def check_6_2(answer):
         if n == 7:  # brute force over all 5040 pairings, independent of scipy
             brute = min(float(((x0[list(p)] - x1) ** 2).sum(1).mean()) for p in itertools.permutations(range(7)))
             assert abs(brute - best) < 1e-9
-        if got > best + 1e-9:
-            if torch.allclose(a.double(), x0) and torch.allclose(b.double(), x1):
-                raise CheckFailure("x0 came back in its original order: that is the independent pairing, not OT.")
-            r, c = linear_sum_assignment(torch.cdist(x0, x1).numpy())
-            if abs(got - float(cost[r, c].mean())) < 1e-9 and abs(got - best) > 1e-9:
-                raise CheckFailure("You minimised the sum of distances |x0 - x1|; OT for W2 minimises the sum of "
-                                   "SQUARED distances |x0 - x1|^2 (use torch.cdist(...) ** 2).")
-            raise CheckFailure(f"The pairing is not optimal: mean squared distance {fmt(got)}, the best is {fmt(best)} "
-                               f"(n = {n}). A greedy nearest-neighbour pass is not enough: use "
-                               "scipy.optimize.linear_sum_assignment on the cost matrix.")
+        if got <= best + 1e-9:
+            continue
+        pairs = _pair_set(a, b)
+        known = [
+            ((x0, x1), "x0 came back in its original order: that is the independent pairing, not OT."),
+            (_unsquared_pairing(x0, x1), "You minimised the sum of distances |x0 - x1|; OT for W2 minimises the sum "
+                                         "of SQUARED distances |x0 - x1|^2 (square the entries of the cost matrix)."),
+            (_sorted_pairing(x0, x1, 0), "You paired the points in the order of their first coordinate. Sorting is "
+                                         "optimal in 1D only; in 2D the squared distance involves both coordinates, "
+                                         "so the pairing must minimise over the full (n, n) cost matrix."),
+            (_sorted_pairing(x0, x1, 1), "You paired the points in the order of their second coordinate. Sorting is "
+                                         "optimal in 1D only; in 2D the squared distance involves both coordinates, "
+                                         "so the pairing must minimise over the full (n, n) cost matrix."),
+            (_inverted_pairing(x0, x1), "The optimal permutation is applied inverted. With cost[i, j] = "
+                                        "|x0[i] - x1[j]|^2, linear_sum_assignment's rows index x0 and its cols index "
+                                        "x1: x0[rows[k]] goes with x1[cols[k]]. Check which argument came first in "
+                                        "the cost matrix and which index you applied to which tensor."),
+            (_worst_pairing(x0, x1), "You maximised the total squared distance (maximize=True, or a negated cost): "
+                                     "OT minimises it."),
+            (_greedy_pairing(x0, x1), "That is a greedy pass: each x1 in turn takes its nearest free x0. Early "
+                                      "choices block better ones later; the optimal pairing minimises the total "
+                                      "over all n! pairings at once."),
+        ]
+        for (wa, wb), message in known:
+            if _pair_set(wa, wb) == pairs:
+                raise CheckFailure(message)
+        raise CheckFailure(f"The pairing is not optimal: mean squared distance {got:.9g}, the best of all pairings "
+                           f"has {best:.9g} (n = {n}). It is a permutation, but not the one of least total squared "
+                           "distance.")
     return "The pairing has the least total squared distance of all n! pairings (brute force for n = 7)."
 
 
 def _const_field(c):
     return lambda x, t: c.to(x.dtype).expand_as(x)
+
+
+def _tcol(t, x):
+    """Any time the student passes (float, 0-d, (n,), (n, 1)) as a column (n, 1)."""
+    t = torch.as_tensor(t, dtype=x.dtype)
+    return t.expand(x.shape[0])[:, None] if t.ndim == 0 else t.reshape(x.shape[0], 1)
+
+
+def _expanding(x, t):
+    """u(x, t) = 2 t x: slow at first, fast at the end (its flow from 0 to 1 multiplies by e)."""
+    return 2 * _tcol(t, x) * x
+
+
+def _quarter_turn(x, t):
+    return (math.pi / 2) * torch.stack([-x[:, 1], x[:, 0]], 1)
+
+
+def _euler_energy(field, x0, num_steps, times="start", coord="sum"):
+    """Mean over particles of sum_k |v(x_k, t_k)|^2 dt along Euler steps; variants of the time grid."""
+    n, dt = x0.shape[0], 1.0 / num_steps
+    x, energy = x0, torch.zeros(n, dtype=x0.dtype)
+    for k in range(num_steps):
+        tk = {"start": k * dt, "end": (k + 1) * dt, "backwards": 1 - k * dt, "frozen": 0.0}[times]
+        v = field(x, torch.full((n,), tk, dtype=x0.dtype))
+        energy = energy + ((v**2).sum(1) if coord == "sum" else (v**2).mean(1)) * dt
+        x = x + dt * v
+    return float(energy.mean())
 
 
 @exercise("6.3", title="The normalised path energy (NPE)", notebook=NB, answer="normalized_path_energy",
@@ -111,48 +191,66 @@ def check_6_3(answer):
     g = torch.Generator().manual_seed(63)
     x0 = torch.randn(200, 2, generator=g, dtype=torch.float64)
     c = torch.tensor([1.0, -0.5], dtype=torch.float64)
-    cases = [  # (name, field, data, expected NPE in closed form, PE, W2^2)
-        ("a constant field c with data x0 + c (the straight OT map)", _const_field(c), x0 + c, 0.0),
-        ("a constant field c with data x0 + 2c (moves only half way)", _const_field(c), x0 + 2 * c, 0.75),
+    num_steps = 50
+    cases = [  # (name, field, data); every input is deterministic, so the tolerance is float64 rounding
+        ("a constant field c with data x0 + c (the straight OT map: NPE 0)", _const_field(c), x0 + c),
+        ("a constant field c with data x0 + 2c (it moves only half way: NPE 0.75)", _const_field(c), x0 + 2 * c),
+        ("a quarter turn (curved paths: a large NPE)", _quarter_turn, torch.stack([-x0[:, 1], x0[:, 0]], 1)),
+        ("the time-dependent field u(x, t) = 2 t x (slow at t = 0, fast at t = 1)", _expanding, x0 * math.e),
     ]
-    # a rotation by pi/2: paths are quarter circles of length pi/2 |x|, the OT map is the identity up to
-    # sample noise, so the energy is far above W2^2
-    rot = lambda x, t: (math.pi / 2) * torch.stack([-x[:, 1], x[:, 0]], 1)  # noqa: E731
-    x1_rot = torch.stack([-x0[:, 1], x0[:, 0]], 1)
-    pe_rot = float((math.pi / 2) ** 2 * (x0**2).sum(1).mean())
-    w2sq_rot = w2(x0, x1_rot) ** 2
-    cases.append(("a rotation by a quarter turn", rot, x1_rot, abs(pe_rot - w2sq_rot) / w2sq_rot))
-    for name, field, data, expected in cases:
-        got = call(answer, field, x0.clone(), data.clone(), 100, name="normalized_path_energy")
+    for name, field, data in cases:
+        got = call(answer, field, x0.clone(), data.clone(), num_steps, name="normalized_path_energy")
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
-        if not isinstance(got, float):
+        if not isinstance(got, float) or isinstance(got, bool):
             raise CheckFailure(f"Return the NPE as a float, got {type(got).__name__}.")
-        pe = float(((field(x0, None)) ** 2).sum(1).mean()) if "constant" in name else pe_rot
+        pe = _euler_energy(field, x0, num_steps)
         w2sq = w2(x0, data) ** 2
-        tol = 0.03 * max(expected, 1.0) if "rotation" in name else 1e-6 + 0.01 * expected
-        if abs(got - expected) <= tol:
+        expected = abs(pe - w2sq) / w2sq
+        if abs(got - expected) <= 1e-7 * max(1.0, expected):
             continue
+
+        def npe(p):
+            return abs(p - w2sq) / w2sq
+
         wrong = [
             ((pe - w2sq) / w2sq, "Take the absolute value: NPE = |PE - W2^2| / W2^2."),
             (abs(pe - w2sq), "Divide by W2^2: the NPE is relative, so that data sets of any scale compare."),
             (abs(pe - w2sq ** 0.5) / w2sq ** 0.5, "Use W2 squared: the path energy has units of squared distance."),
-            (abs(pe * 100 - w2sq) / w2sq, "Multiply by dt: the path energy is the integral of |v|^2 over time, "
-                                           "sum_k |v(x_k, t_k)|^2 dt."),
+            (npe(pe * num_steps), "Multiply by dt: the path energy is the integral of |v|^2 over time, "
+                                  "sum_k |v(x_k, t_k)|^2 dt."),
+            (npe(_euler_energy(field, x0, num_steps, coord="mean")), "Sum |v|^2 over the coordinates "
+                                                                       "(.sum(1)), don't average them."),
+            (npe(_euler_energy(field, x0, num_steps, times="backwards")),
+             "Time runs backwards inside your loop: the field is evaluated at t = 1 - k dt. The flow goes from the "
+             "noise at t = 0 to the data at t = 1, so step k evaluates v(x_k, k dt)."),
+            (npe(_euler_energy(field, x0, num_steps, times="end")),
+             "Off by one step in time: you evaluated the field at the end of each step, (k + 1) dt. Euler evaluates "
+             "v(x_k, t_k) at the start, t_k = k dt, for k = 0 .. num_steps - 1."),
+            (npe(_euler_energy(field, x0, num_steps, times="frozen")),
+             "The time never advances: every step evaluated the field at t = 0. Pass t_k = k dt at step k."),
         ]
         for value, message in wrong:
-            if abs(got - value) <= 0.03 * max(abs(value), 1.0):
+            if abs(got - value) <= 1e-7 * max(abs(value), 1.0):
                 raise CheckFailure(f"For {name}: " + message)
-        raise CheckFailure(f"For {name} the NPE should be {expected:.3f}, got {fmt(got)}. "
-                           "PE = mean over particles of the sum of |v(x_k, t_k)|^2 dt along Euler steps from x0; "
-                           "W2^2 = utils.metrics.w2(x0, x1_data) ** 2.")
-    return "0 for a straight constant-speed map, 0.75 for one that stops half way, large for a rotation."
+        raise CheckFailure(f"For {name} with num_steps = {num_steps} the NPE should be {expected:.9g}, got "
+                           f"{got:.9g}. PE = mean over particles of the sum of |v(x_k, t_k)|^2 dt along Euler steps "
+                           "from x0, t_k = k dt; W2^2 = utils.metrics.w2(x0, x1_data) ** 2.")
+    return ("0 for a straight constant-speed map, 0.75 for one that stops half way, large for a quarter turn, "
+            "and the right time grid on a time-dependent field.")
 
 
 def _rotation(x, t):
-    """u(x, t) = (1 + t) J x: the flow rotates by t + t^2 / 2."""
-    t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
-    return (1 + t) * torch.stack([-x[:, 1], x[:, 0]], 1)
+    """u(x, t) = (1 + 3 t^2) J x: the flow rotates by t + t^3 (fast late, so the time grid matters)."""
+    return (1 + 3 * _tcol(t, x) ** 2) * torch.stack([-x[:, 1], x[:, 0]], 1)
+
+
+def _euler_path(field, x0, num_steps, times="start", steps_taken=None):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps if steps_taken is None else steps_taken):
+        tk = {"start": k * dt, "end": (k + 1) * dt, "backwards": 1 - k * dt}[times]
+        x = x + (dt if times != "backwards" else -dt) * field(x, torch.full((len(x),), tk, dtype=x.dtype))
+    return x
 
 
 @exercise("6.4", title="Reflow pairs", notebook=NB, answer="reflow_pairs", reference=showdown.reflow_pairs,
@@ -160,23 +258,115 @@ def _rotation(x, t):
 def check_6_4(answer):
     g = torch.Generator().manual_seed(64)
     x0 = torch.randn(100, 2, generator=g, dtype=torch.float64)
-    a, b = _pair(call(answer, _rotation, x0.clone(), 100, name="reflow_pairs"), "reflow_pairs")
+    num_steps = 40  # not the default of utils.solvers, so that ignoring it shows
+    a, b = _pair(call(answer, _rotation, x0.clone(), num_steps, name="reflow_pairs"), "reflow_pairs")
     a, b = expect_tensor(a, (100, 2), "the first output"), expect_tensor(b, (100, 2), "the second output")
-    angle = 1.5  # int_0^1 (1 + t) dt
+    angle = 2.0  # int_0^1 (1 + 3 t^2) dt
     R = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], dtype=torch.float64)
-    exact = x0 @ R.T
-    if torch.allclose(a.double(), exact, rtol=0.03, atol=0.03) and torch.allclose(b.double(), x0):
+    exact, euler = x0 @ R.T, _euler_path(_rotation, x0, num_steps)
+    if torch.allclose(b.double(), x0) and not torch.allclose(a.double(), x0):
         raise CheckFailure("The pair is the wrong way round: return (x0, x1_hat), noise first.")
     if not torch.allclose(a.double(), x0):
         if _is_permutation_of(a, x0):
             raise CheckFailure("x0 came back reordered: keep each noise point beside its own image under the flow.")
         raise CheckFailure("The first output should be x0 itself, unchanged.")
-    Rb = torch.tensor([[math.cos(-angle), -math.sin(-angle)], [math.sin(-angle), math.cos(-angle)]], dtype=torch.float64)
+    b = b.detach().double()
+    # deterministic inputs: Euler with num_steps steps agrees to rounding; an accurate solver (RK4, dopri5)
+    # agrees with the exact rotation to 1e-5, while every mistake below is off by more than 1e-2
+    if torch.allclose(b, euler, atol=1e-9, rtol=1e-9) or torch.allclose(b, exact, atol=1e-5, rtol=0):
+        return f"x1_hat is where the flow takes x0 ({num_steps} Euler steps of a time-dependent rotation)."
     one_step = x0 + _rotation(x0, torch.zeros(100, dtype=torch.float64))
-    expect_close(b.detach(), exact, "x1_hat, the end point of the flow (against the exact rotation)", atol=0.03,
-                 rtol=0.03, mistakes=[
-                     (x0 @ Rb.T, "You integrated backwards (from t=1 to t=0): the flow runs from the noise at t=0 "
-                                 "to the data at t=1."),
-                     (one_step, "That is a single Euler step: integrate with num_steps steps (utils.solvers.solve_ode)."),
-                 ])
-    return "x1_hat is where the flow takes x0 (exact rotation by 1.5 rad, to Euler accuracy)."
+    mistakes = [
+        (one_step, "That is a single Euler step: integrate with num_steps steps (utils.solvers.solve_ode)."),
+        (_euler_path(_rotation, x0, num_steps, "end"),
+         "Off by one step in time: the field was evaluated at the end of each step, t_k = (k + 1) dt. Euler uses "
+         "the start, t_k = k dt for k = 0 .. num_steps - 1."),
+        (_euler_path(_rotation, x0, num_steps, steps_taken=num_steps + 1),
+         "You took num_steps + 1 steps of dt = 1 / num_steps: the last one runs past t = 1."),
+        (_euler_path(_rotation, x0, num_steps, steps_taken=num_steps - 1),
+         "You took num_steps - 1 steps of dt = 1 / num_steps: the flow stops one step short of t = 1."),
+        (_euler_path(_rotation, x0, num_steps + 1), "You took num_steps + 1 steps (dt = 1 / (num_steps + 1)): "
+                                                   "take num_steps steps of dt = 1 / num_steps."),
+        (_euler_path(_rotation, x0, num_steps - 1), "You took num_steps - 1 steps (dt = 1 / (num_steps - 1)): "
+                                                   "take num_steps steps of dt = 1 / num_steps."),
+        (_euler_path(_rotation, x0, 100), f"You took 100 steps, not the num_steps = {num_steps} passed in."),
+        (_euler_path(_rotation, x0, num_steps, "backwards"),
+         "You integrated backwards (from t=1 to t=0): the flow runs from the noise at t=0 to the data at t=1."),
+    ]
+    for value, message in mistakes:
+        if torch.allclose(b, value, atol=1e-7, rtol=1e-7):
+            raise CheckFailure(message)
+    err = (b - euler).norm(dim=1)
+    k = int(err.argmax())
+    raise CheckFailure(f"x1_hat is not where {num_steps} Euler steps of the flow take x0: for x0 = "
+                       f"{fmt(x0[k], 6)} it should be {fmt(euler[k], 6)}, got {fmt(b[k], 6)} (largest distance "
+                       f"{err.max():.3g}).")
+
+
+def _spiral(x, t):
+    """u(x, t) = (1 + 2 t) A x + (t^2, -t): time-dependent and not linear in t, so every time slip shows."""
+    a = torch.tensor([[-0.4, -1.0], [1.2, 0.1]], dtype=x.dtype)
+    tc = _tcol(t, x)
+    return (1 + 2 * tc) * (x @ a.T) + torch.cat([tc**2, -tc], 1)
+
+
+class _Counted:
+    def __init__(self, u):
+        self.u, self.calls = u, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.u(x, t)
+
+
+@exercise("6.5", title="A midpoint step on a learned field", notebook=NB, answer="midpoint_step",
+          reference=solvers.midpoint_step, minutes=10,
+          practises="a second-order solver at equal NFE: where it beats Euler on a learned flow")
+def check_6_5(answer):
+    g = torch.Generator().manual_seed(65)
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    t, dt = 0.3, 0.25
+    u = _Counted(_spiral)
+    got = call(answer, u, x.clone(), t, dt, name="midpoint_step")
+    got = expect_tensor(got, x.shape, f"midpoint_step(u, x, t={t}, dt={dt})")
+    if u.calls != 2:
+        raise CheckFailure(f"A midpoint step evaluates the field exactly twice (that is its cost, 2 NFE); yours "
+                           f"called it {u.calls} time(s).")
+    k1 = _spiral(x, t)
+    x_mid = x + 0.5 * dt * k1
+    k2 = _spiral(x_mid, t + 0.5 * dt)
+    expect_close(got, x + dt * k2, f"one midpoint step of u(x, t) = (1 + 2t) A x + (t^2, -t) from t = {t}, "
+                                   f"dt = {dt}", atol=1e-10, rtol=1e-10, inputs=x, mistakes=[
+        (x + dt * k1, "That is an Euler step in disguise: the full step must use the slope at the midpoint, "
+                      "k2 = u(x + dt/2 k1, t + dt/2), not k1."),
+        (x + dt * _spiral(x_mid, t), "The time was not advanced at the midpoint: evaluate k2 at t + dt/2, "
+                                     "not at t."),
+        (x + dt * _spiral(x_mid, t + dt), "k2 belongs to the middle of the step, t + dt/2; you evaluated it at "
+                                          "the end, t + dt."),
+        (x + 0.5 * dt * k2, "The midpoint slope k2 drives the FULL step: x + dt k2, not x + dt/2 k2."),
+        (x_mid + dt * k2, "The full step starts from x, not from the midpoint: x + dt k2."),
+        (x_mid, "You returned the half step x + dt/2 k1: that is only the point where k2 is evaluated."),
+        (x + 0.5 * dt * (k1 + k2), "Averaging k1 and the midpoint slope is neither midpoint nor Heun: the midpoint "
+                                   "step is x + dt k2."),
+        (x + 0.5 * dt * (k1 + _spiral(x + dt * k1, t + dt)), "That is Heun's method (also second order, also 2 NFE); "
+                                                             "this exercise asks for the midpoint step x + dt k2, "
+                                                             "k2 = u(x + dt/2 k1, t + dt/2)."),
+        (x + dt * _spiral(x + dt * k1, t + 0.5 * dt), "The probe point is half a step ahead: x + dt/2 k1, not "
+                                                      "x + dt k1."),
+    ])
+    # order of convergence on a whole trajectory, with the student's own step
+    x0 = x[:8]
+    ref = x0
+    for k in range(256):
+        ref = solvers.rk4_step(_spiral, ref, k / 256, 1 / 256)
+    errs = []
+    for n in (8, 16):
+        y = x0
+        for k in range(n):
+            y = call(answer, _spiral, y, k / n, 1 / n, name="midpoint_step")
+        errs.append(float((y - ref).abs().max()))
+    ratio = errs[0] / errs[1]
+    if not 3.0 < ratio < 5.5:  # second order: about 4
+        raise CheckFailure(f"Halving dt should divide the error of a midpoint solve by about 2^2 = 4; yours was "
+                           f"divided by {ratio:.3g}.")
+    return f"Two evaluations a step, and halving dt divides the error by {ratio:.1f}: second order."
