@@ -1,8 +1,10 @@
-"""The autograder: official checks, answer cells found by metadata, and bad submissions handled.
+"""The autograder: official checks, answer cells found by metadata, bad submissions handled, tampering.
 
 Fixture submissions are generated here from the real notebooks (00 and 01, the
-fastest) in tmp_path: honest full-marks and partial ones, then each kind of bad
-submission the grader must survive. All of them are graded in one run.
+fastest) in tmp_path: honest full-marks and partial ones, each kind of bad
+submission the grader must survive, and students who patch the check machinery.
+All of them are graded in one run, fast (the default), on a local Dask cluster of
+two workers (``jobs=2``).
 """
 from __future__ import annotations
 
@@ -87,7 +89,34 @@ def log_abs_det_jacobian(f, x):
 FLOOD = """def pushforward_log_prob(x, base_log_prob, f_inv, f_inv_deriv):
     for i in range(20_000):
         print("debug", i)
-    return base_log_prob(f_inv(x)) + torch.log(torch.abs(f_inv_deriv(x))).sum(-1)
+    return base_log_prob(f_inv(x)) + torch.log(my_abs(f_inv_deriv(x))).sum(-1)
+"""
+# the student's own cell, without metadata, that the answer above needs: fast grading runs it
+FLOOD_HELPER = """for i in range(60_000):
+    print('spam spam spam', i)
+
+def my_abs(v):
+    return torch.abs(v)
+"""
+# tampering: patch the grader's run_check, replace a registered check, patch torch.allclose
+PATCH_RUN_CHECK = """import utils.checks as uc
+from utils.checks.core import Result
+uc.run_check = lambda id, answer: Result(id, "", "passed", points=1.0)
+
+def pushforward_log_prob(x, base_log_prob, f_inv, f_inv_deriv):
+    return x.sum(-1)
+"""
+PATCH_REGISTRY = """import dataclasses
+from utils.checks import REGISTRY
+REGISTRY["1.2"] = dataclasses.replace(REGISTRY["1.2"], check=lambda answer: None)
+
+def log_abs_det_jacobian(f, x):
+    return x.sum(-1) * 0
+"""
+PATCH_TORCH = """torch.allclose = lambda *args, **kwargs: True
+
+def affine_log_prob(x, A, b):
+    return x.sum(-1)
 """
 
 
@@ -127,8 +156,15 @@ def make_submissions(root):
     # an infinite loop in 1.2's check; 1.3 right
     nb = answer(solved(NB1), "1.1", FLOOD)
     answer(nb, "1.2", LOOP)
-    insert_code(nb, 2, "for i in range(60_000):\n    print('spam spam spam', i)")
+    insert_code(nb, 2, FLOOD_HELPER)
     save(nb, subs / "hank.ipynb")
+    # two copies of one notebook: the course-named one is graded, the other ignored (and said so)
+    save(answer(lecture(NB1), "1.1", RAISES), subs / "ivan" / f"{NB1} (1).ipynb")
+    save(solved(NB1), subs / "ivan" / f"{NB1}.ipynb")
+    # tampering, each with wrong answers the patch would let through
+    save(answer(solved(NB1), "1.1", PATCH_RUN_CHECK), subs / "mallory.ipynb")
+    save(answer(solved(NB1), "1.2", PATCH_REGISTRY), subs / "oscar.ipynb")
+    save(answer(solved(NB1), "1.3", PATCH_TORCH), subs / "trudy.ipynb")
     return subs
 
 
@@ -174,6 +210,31 @@ def test_full_marks(graded):
     _, g, _, _ = graded
     assert {k: r.status for k, r in g["alice"].results.items()} == dict.fromkeys(["0.1", "1.1", "1.2", "1.3"], "passed")
     assert g["alice"].total() == 4
+    assert g["alice"].mode == "fast" and "code cells skipped" in " ".join(g["alice"].notes)
+    honest = [s for s in g if s not in ("mallory", "oscar", "trudy")]
+    assert {s: g[s].flag for s in honest} == dict.fromkeys(honest, ""), "an honest student was flagged"
+
+
+def test_tampering_is_detected_and_scores_zero_for_the_exercises_it_touched(graded):
+    _, g, _, _ = graded
+    mallory, oscar, trudy = g["mallory"], g["oscar"], g["trudy"]
+    # run_check replaced in 1.1's answer cell: every check after that is void
+    assert mallory.flag == "tampered" and mallory.total() == 0
+    assert "utils.checks" in mallory.results["1.1"].message and "0 points" in mallory.results["1.1"].message
+    # the registered check of 1.2 replaced: 1.1, checked before, keeps its point
+    assert oscar.flag == "tampered" and oscar.results["1.1"].points == 1 and oscar.total() == 1
+    assert "utils.checks.REGISTRY" in oscar.results["1.2"].message
+    # torch.allclose patched in 1.3's answer cell
+    assert trudy.flag == "tampered" and trudy.total() == 2 and "torch" in trudy.results["1.3"].message
+    for s in (mallory, oscar, trudy):
+        assert s.notes[0].startswith("TAMPERING DETECTED")
+
+
+def test_several_copies_of_a_notebook_grade_the_course_named_one(graded):
+    _, g, _, _ = graded
+    ivan = g["ivan"]
+    assert ivan.total() == 3 and ivan.flag == ""
+    assert f"graded {NB1}.ipynb" in " ".join(ivan.notes) and f"ignored {NB1} (1).ipynb" in " ".join(ivan.notes)
 
 
 def test_partial_and_exercises_that_raise(graded):
@@ -190,6 +251,7 @@ def test_partial_and_exercises_that_raise(graded):
 def test_malformed_json_and_other_course_get_a_clear_row(graded):
     _, g, _, _ = graded
     assert g["carol"].total() == 0 and "not valid notebook JSON" in " ".join(g["carol"].notes)
+    assert "line" in " ".join(g["carol"].notes) and "at at" not in " ".join(g["carol"].notes)
     assert all(r.status == "not attempted" for r in g["carol"].results.values())
     assert g["dave"].total() == 0 and "not a notebook of this course" in " ".join(g["dave"].notes)
 
@@ -231,11 +293,18 @@ def test_gradebook_and_feedback_files(graded):
     out = root / "out"
     rows = list(csv.DictReader(open(out / "grades.csv")))
     assert [r["student"] for r in rows] == sorted(g)
-    assert list(rows[0]) == ["student", "0.1", "1.1", "1.2", "1.3", "total", "max", "notes"]
+    assert list(rows[0]) == ["student", "0.1", "1.1", "1.2", "1.3", "total", "max", "flag", "notes"]
     by = {r["student"]: r for r in rows}
     assert by["alice"]["total"] == "4" and by["alice"]["max"] == "4"
     assert (by["bob"]["1.1"], by["bob"]["1.2"], by["bob"]["total"]) == ("1", "0", "1")
     assert "JSON" in by["carol"]["notes"] and "course" in by["dave"]["notes"]
+    # the notes column always carries the reason, not only the feedback file
+    assert "Exercise 1.1: the student's code crashed the kernel during the check" in by["gina"]["notes"]
+    assert "Exercise 1.2: the check did not finish" in by["gina"]["notes"]
+    assert "Exercise 1.2: the check did not finish" in by["hank"]["notes"]
+    assert f"ignored {NB1} (1).ipynb" in by["ivan"]["notes"]
+    assert (by["mallory"]["flag"], by["oscar"]["flag"], by["alice"]["flag"]) == ("tampered", "tampered", "")
+    assert "TAMPERING DETECTED" in by["mallory"]["notes"] and "Tampering detected" in (out / "feedback" / "mallory.md").read_text()
     for student in g:
         text = (out / "feedback" / f"{student}.md").read_text()
         assert f"Feedback: {student}" in text and "Exercise 1.1" in text
@@ -250,9 +319,9 @@ def test_cli(tmp_path):
     subs = tmp_path / "subs"
     save(nbformat.v4.new_notebook(), subs / "yan.ipynb")
     (subs / "zoe").mkdir()
-    assert G.main([str(subs), str(tmp_path / "out"), "--exercises", "1.1 1.3"]) == 0  # what `python -m` runs
+    assert G.main([str(subs), str(tmp_path / "out"), "--exercises", "1.1 1.3", "--jobs", "1"]) == 0  # `python -m`
     rows = {row["student"]: row for row in csv.DictReader(open(tmp_path / "out" / "grades.csv"))}
-    assert list(rows["zoe"]) == ["student", "1.1", "1.3", "total", "max", "notes"]
+    assert list(rows["zoe"]) == ["student", "1.1", "1.3", "total", "max", "flag", "notes"]
     assert rows["zoe"]["total"] == rows["yan"]["total"] == "0" and rows["zoe"]["max"] == "2"
     assert "No notebook" in rows["zoe"]["notes"] and "not a notebook of this course" in rows["yan"]["notes"]
     assert G.main([str(subs), str(tmp_path / "o2"), "--exercises", "9.9"]) == 2
