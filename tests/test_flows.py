@@ -73,6 +73,8 @@ def test_moons_density_integrates_to_one_and_matches_samples():
     # converged in the number of quadrature nodes
     a, b = flows.moons_log_prob(x[:1000]), flows.moons_log_prob(x[:1000], num_angles=800)
     assert (a - b).abs().max() < 1e-9
+    pts, _ = grid(lim=3.0, n=60)  # and away from the data, on the figures' grid
+    assert (flows.moons_log_prob(pts) - flows.moons_log_prob(pts, num_angles=800)).abs().max() < 1e-9
     # a histogram of many samples agrees with the density on a coarse grid
     many = moons(200_000, seed=6).double()
     pts, area = grid(lim=2.4, n=12)

@@ -162,8 +162,9 @@ def moons_log_prob(x: torch.Tensor, noise: float = 0.05, num_angles: int = 200) 
     The generator picks a half circle (probability 1/2 each), an angle uniform
     on [0, pi], adds N(0, noise^2 I) and rescales by (1.2, 2.0): a mixture of
     Gaussians along two arcs. The integral over the angle is done by
-    Gauss-Legendre quadrature with ``num_angles`` nodes (at 200 nodes it has
-    converged to better than 1e-9 nats at every point).
+    Gauss-Legendre quadrature with ``num_angles`` nodes (at 200 nodes it agrees
+    with 800 nodes to better than 1e-9 nats, on moons samples and on the grid
+    [-3, 3]^2 of notebook 02's figures: tests/test_flows.py).
     """
     check_points(x, "x", dim=2)
     x = x.double()
