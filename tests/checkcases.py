@@ -2,10 +2,12 @@
 
 Each ``tests/test_checks_nbXX.py`` defines
     CORRECT = {"1.1": [answer, ...]}           # at least 2 differently written correct answers
-    WRONG = {"1.1": [(answer, "words the message must contain"), ...]}  # at least 2 plausible mistakes
+    WRONG = {"1.1": [(answer, "words the message must contain"), ...]}  # at least 4 plausible mistakes
 and ends with
     test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
-``tests/test_exercise_registry.py`` requires every registered exercise to have both.
+``tests/test_exercise_registry.py`` requires every registered exercise to have both. The words asserted
+for a wrong answer should be those that name its mistake (or, where no message can name it, the
+precise description of the failing test case), so that a message naming another mistake fails.
 """
 from __future__ import annotations
 

@@ -87,6 +87,41 @@ class CouplingWrongHalf(flows.AffineCoupling):
         return (1 - m) * z + m * (z * torch.exp(s) + t), (m * s).sum(-1)
 
 
+class CouplingUnmasked(flows.AffineCoupling):
+    def forward(self, z):
+        m = self.mask
+        s, t = self.scale_shift(z)
+        return m * z + (1 - m) * (z * torch.exp(s) + t), ((1 - m) * s).sum(-1)
+
+
+class CouplingShiftFirst(flows.AffineCoupling):
+    def forward(self, z):
+        m = self.mask
+        s, t = self.scale_shift(z * m)
+        return m * z + (1 - m) * (z + t) * torch.exp(s), ((1 - m) * s).sum(-1)
+
+
+class CouplingNoExp(flows.AffineCoupling):
+    def forward(self, z):
+        m = self.mask
+        s, t = self.scale_shift(z * m)
+        return m * z + (1 - m) * (z * s + t), ((1 - m) * s).sum(-1)
+
+
+class CouplingWhere(flows.AffineCoupling):
+    """Differently written: torch.where on the mask, the log-det from the log of the scale."""
+    def forward(self, z):
+        s, t = self.scale_shift(z * self.mask)
+        keep = self.mask.bool()
+        scale = torch.where(keep, torch.ones_like(s), torch.exp(s))
+        return torch.where(keep, z, z * scale + t), torch.log(scale).sum(dim=1)
+
+    def inverse(self, x):
+        s, t = self.scale_shift(x * self.mask)
+        keep = self.mask.bool()
+        return torch.where(keep, x, (x - t) / torch.exp(s)), -torch.where(keep, torch.zeros_like(s), s).sum(1)
+
+
 # ---- 2.2
 class FlowReduce(nn.Module):
     def __init__(self, layers):
@@ -120,6 +155,59 @@ class FlowLastLogdet(flows.Flow):
         for layer in self.layers:
             z, ld = layer(z)
         return z, ld
+
+
+class FlowFirstLogdet(flows.Flow):
+    def forward(self, z):
+        total = None
+        for layer in self.layers:
+            z, ld = layer(z)
+            total = ld if total is None else total
+        return z, total
+
+
+class FlowReversedForward(flows.Flow):
+    def forward(self, z):
+        total = 0
+        for layer in reversed(self.layers):
+            z, ld = layer(z)
+            total = total + ld
+        return z, total
+
+
+class FlowInverseCallsForward(flows.Flow):
+    def inverse(self, x):
+        total = 0
+        for layer in reversed(self.layers):
+            x, ld = layer(x)
+            total = total + ld
+        return x, total
+
+
+class FlowInverseLogdetSign(flows.Flow):
+    def inverse(self, x):
+        z, ld = super().inverse(x)
+        return z, -ld
+
+
+class FlowLoop(nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, z):
+        lds = []
+        for i in range(len(self.layers)):
+            z, ld = self.layers[i](z)
+            lds.append(ld)
+        return z, torch.stack(lds).sum(0)
+
+    def inverse(self, x):
+        lds = []
+        for i in range(len(self.layers) - 1, -1, -1):
+            x, ld = self.layers[i].inverse(x)
+            lds.append(ld)
+        return x, torch.stack(lds).sum(0)
 
 
 class FlowPlainList(flows.Flow):
@@ -162,22 +250,32 @@ def nll_per_point(flow, x):
     return -(standard_normal_log_prob(z) + ld)
 
 
+def nll_manual(flow, x):
+    z, log_det = flow.inverse(x)
+    d = x.shape[1]
+    log_pz = -0.5 * (z**2).sum(-1) - 0.5 * d * torch.log(torch.tensor(2 * torch.pi, dtype=x.dtype))
+    return torch.mean(-log_pz - log_det)
+
+
 def log_likelihood(flow, x):
     z, ld = flow.inverse(x)
     return (standard_normal_log_prob(z) + ld).mean()
 
 
 CORRECT = {
-    "2.1": [flows.AffineCoupling, CouplingSplit],
-    "2.2": [flows.Flow, FlowReduce],
-    "2.3": [flows.flow_nll, nll_distributions],
+    "2.1": [flows.AffineCoupling, CouplingSplit, CouplingWhere],
+    "2.2": [flows.Flow, FlowReduce, FlowLoop],
+    "2.3": [flows.flow_nll, nll_distributions, nll_manual],
 }
 WRONG = {
     "2.1": [(CouplingLogdetAll, "every coordinate"), (CouplingInverseTimes, "exp(-s)"),
             (CouplingInverseOrder, "undo the shift"), (CouplingInverseSign, "sign"),
             (CouplingExpLogdet, "not of exp(s)"), (CouplingAdditive, "additive"),
-            (CouplingWrongHalf, "unchanged")],
-    "2.2": [(FlowSameOrder, "reversed"), (FlowLastLogdet, "add up"), (FlowPlainList, "ModuleList")],
+            (CouplingWrongHalf, "unchanged"), (CouplingUnmasked, "pass z * mask"),
+            (CouplingShiftFirst, "shifted before scaling"), (CouplingNoExp, "scaled by s itself")],
+    "2.2": [(FlowSameOrder, "reversed"), (FlowLastLogdet, "last layer's only"), (FlowPlainList, "ModuleList"),
+            (FlowFirstLogdet, "first layer's only"), (FlowReversedForward, "reverse order"),
+            (FlowInverseCallsForward, "layer.inverse(x)"), (FlowInverseLogdetSign, "sign of the forward's")],
     "2.3": [(nll_no_logdet, "missing"), (nll_logdet_sign, "wrong sign"), (nll_forward, "inverse"),
             (nll_sum, "mean"), (nll_per_point, "scalar"), (log_likelihood, "minus the log-likelihood")],
 }

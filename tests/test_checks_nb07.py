@@ -42,6 +42,10 @@ def nn_l1(x, reference):
     return torch.cdist(x, reference, p=1).min(1).values
 
 
+def nn_first_reference_row(x, reference):
+    return torch.linalg.norm(x - reference[0], dim=1)
+
+
 # ---- 7.2 label dropout
 def drop_bernoulli(y, p_uncond, null_label, generator):
     keep = torch.bernoulli(torch.full(y.shape, 1 - p_uncond), generator=generator).bool()
@@ -73,6 +77,19 @@ def drop_whole_batch(y, p_uncond, null_label, generator):
     if torch.rand(1, generator=generator).item() < p_uncond:
         return torch.full_like(y, null_label)
     return y.clone()
+
+
+def drop_fixed_count(y, p_uncond, null_label, generator):  # not independent: exactly round(p n) dropped
+    out = y.clone()
+    out[torch.randperm(len(y), generator=generator)[: round(p_uncond * len(y))]] = null_label
+    return out
+
+
+def drop_bernoulli_rand_le(y, p_uncond, null_label, generator):
+    u = torch.rand(y.shape, generator=generator)
+    out = y.clone()
+    out.masked_fill_(u <= p_uncond, null_label)
+    return out
 
 
 def drop_no_generator(y, p_uncond, null_label, generator):
@@ -146,28 +163,43 @@ def sample_in_place(model, x0, y, w, num_steps):
     return x
 
 
+def sample_float_time(model, x0, y, w, num_steps):
+    x, dt = x0, 1.0 / num_steps
+    for k in range(num_steps):
+        x = x + dt * guidance.guided_velocity(model, x, k * dt, y, w)
+    return x
+
+
+def sample_half_steps(model, x0, y, w, num_steps):  # dt = 1 / (2 N): stops at t = 1/2
+    x, dt = x0, 0.5 / num_steps
+    for k in range(num_steps):
+        x = x + dt * guidance.guided_velocity(model, x, torch.full((len(x),), k * dt, dtype=x.dtype), y, w)
+    return x
+
+
 def sample_extra_step(model, x0, y, w, num_steps):
     return sample_loop(model, x0, y, w, num_steps + 1)
 
 
 CORRECT = {
     "7.1": [digits.nn_distances, nn_broadcast, nn_expanded, nn_loop],
-    "7.2": [guidance.drop_labels, drop_bernoulli, drop_clone],
+    "7.2": [guidance.drop_labels, drop_bernoulli, drop_clone, drop_bernoulli_rand_le],
     "7.3": [guidance.guided_velocity, guided_batched],
     "7.4": [guidance.sample_guided, sample_loop, sample_solve_ode],
 }
 WRONG = {
     "7.1": [(nn_squared, "squared"), (nn_mean, "averaged"), (nn_argmin, "indices"),
-            (nn_wrong_axis, "one number per reference row"), (nn_l1, "L1")],
+            (nn_wrong_axis, "one number per reference row"), (nn_l1, "L1 (city-block)"),
+            (nn_first_reference_row, "wrong value: the distances for 64-dimensional points")],
     "7.2": [(drop_keep_swapped, "kept each label with probability p_uncond"), (drop_to_zero, "label of the digit 0"),
             (drop_in_place, "in place"), (drop_whole_batch, "each example separately"),
-            (drop_no_generator, "generator")],
+            (drop_no_generator, "generator"), (drop_fixed_count, "dropped independently")],
     "7.3": [(guided_swapped, "weights are swapped"), (guided_ignores_w, "w is ignored"),
             (guided_interpolates, "interpolated"), (guided_null_is_zero, "model.null_label"),
             (guided_null_hardcoded, "model.null_label")],
     "7.4": [(sample_reversed, "wrong way"), (sample_right_end, "end of the step"), (sample_unguided, "ignored"),
-            (sample_in_place, "in place"), (sample_extra_step, "num_steps + 1")],
+            (sample_in_place, "in place"), (sample_extra_step, "num_steps + 1"),
+            (sample_float_time, "tensor of shape (n,)"), (sample_half_steps, "should be")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
-

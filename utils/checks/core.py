@@ -309,11 +309,13 @@ def describe_difference(got: torch.Tensor, expected: torch.Tensor, name: str, at
     idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), err.shape)) if err.ndim else ()
     where = ""
     if idx and err.numel() > 1:
-        where = f" at row {idx[0]}" if err.ndim >= 1 else ""
-        if inputs is not None:
-            where += f" ({input_name} = {fmt(inputs[idx[0]])})"
-        if err.ndim >= 2:
+        where = f" at row {idx[0]}"
+        if err.ndim == 2:
+            where += f", column {idx[1]}"
+        elif err.ndim > 2:
             where += f", entry {list(idx)}"
+        if inputs is not None and inputs[idx[0]].numel() <= 6:
+            where += f" ({input_name} = {fmt(inputs[idx[0]])})"
     want_s, got_s = fmt_pair(exp_c[idx] if idx else exp_c, got_c[idx] if idx else got_c)
     off = int((err > bound).sum())
     return (f"Wrong value: {name}{where} should be {want_s}, got {got_s}: they differ by "

@@ -55,33 +55,53 @@ def check_2_1(answer):
         _randomise(layer, seed=d)
         z = 1.5 * torch.randn(48, d, generator=g, dtype=torch.float64)
         where = f"with mask {mask.int().tolist()}"
+        lead = f"With mask {mask.int().tolist()}"
         x, log_det = _pair(call(layer, z, name="AffineCoupling.forward"), "`forward(z)`")
         x = expect_tensor(x, z.shape, f"x = forward(z) {where}")
         log_det = expect_tensor(log_det, (z.shape[0],), f"the log-det of forward {where}")
         if not torch.allclose(x[:, kept], z[:, kept]):
-            raise CheckFailure(f"{where}: the coordinates where mask is 1 must pass through unchanged "
+            raise CheckFailure(f"{lead}: the coordinates where mask is 1 must pass through unchanged "
                                "(they are what the scale and shift are computed from, so the inverse can "
                                "recompute them). Yours change.")
         if torch.allclose(x[:, moved], z[:, moved]):
-            raise CheckFailure(f"{where}: forward leaves the coordinates where mask is 0 unchanged too: "
+            raise CheckFailure(f"{lead}: forward leaves the coordinates where mask is 0 unchanged too: "
                                "scale them by exp(s) and shift them by t.")
         if torch.allclose(log_det, torch.zeros_like(log_det)) and torch.allclose(
                 _log_det_autograd(layer, z), torch.zeros_like(log_det), atol=1e-9):
-            raise CheckFailure(f"{where}: your layer only shifts (its log-det is 0 everywhere): that is NICE's "
+            raise CheckFailure(f"{lead}: your layer only shifts (its log-det is 0 everywhere): that is NICE's "
                                "additive coupling. The affine coupling also scales: x = z * exp(s) + t.")
+        if hasattr(layer, "scale_shift"):  # the statement's formula, x = m z + (1 - m)(z exp(s) + t)
+            m = mask.double()
+            with torch.no_grad():
+                s, t = layer.scale_shift(z * m)
+                s_all, t_all = layer.scale_shift(z)
+            expect_close(x, m * z + (1 - m) * (z * torch.exp(s) + t),
+                         f"x = forward(z) {where} (against x = m z + (1 - m)(z exp(s) + t))", atol=1e-9, rtol=1e-9,
+                         inputs=z, input_name="z", mistakes=[
+                (m * z + (1 - m) * (z * torch.exp(s_all) + t_all),
+                 f"{lead}: you passed z to scale_shift: pass z * mask, so that s and t depend only on the kept "
+                 "coordinates (otherwise the inverse cannot recompute them, and the Jacobian is not triangular)."),
+                (m * z + (1 - m) * (z * torch.exp(-s) + t),
+                 f"{lead}: forward scales by exp(-s): it is x = z * exp(s) + t where mask is 0."),
+                (m * z + (1 - m) * (z + t) * torch.exp(s),
+                 f"{lead}: you shifted before scaling, (z + t) * exp(s): forward is z * exp(s) + t."),
+                (m * z + (1 - m) * (z * s + t),
+                 f"{lead}: you scaled by s itself: the scale is exp(s), x = z * exp(s) + t, so that it is always "
+                 "positive and the layer invertible."),
+            ])
         expected = _log_det_autograd(layer, z)
         mistakes = []
         if hasattr(layer, "scale_shift"):
             with torch.no_grad():
                 s, _ = layer.scale_shift(z * mask.double())
             mistakes = [
-                (s.sum(-1), f"{where}: you summed s over every coordinate. Only the coordinates where mask "
+                (s.sum(-1), f"{lead}: you summed s over every coordinate. Only the coordinates where mask "
                             "is 0 are scaled: sum (1 - mask) * s."),
                 (((1 - mask.double()) * torch.exp(s)).sum(-1),
-                 f"{where}: the log-det is the sum of s (the log of the scale), not of exp(s)."),
+                 f"{lead}: the log-det is the sum of s (the log of the scale), not of exp(s)."),
             ]
         mistakes.append((torch.zeros_like(expected),
-                         f"{where}: the log-det of forward is 0, which is right only for the additive (NICE) "
+                         f"{lead}: the log-det of forward is 0, which is right only for the additive (NICE) "
                          "coupling. The affine one scales by exp(s), which adds s to log|det|."))
         expect_close(log_det, expected, f"the log-det of forward {where} (against autograd's full Jacobian)",
                      atol=1e-6, inputs=z, input_name="z", mistakes=mistakes,
@@ -96,16 +116,16 @@ def check_2_1(answer):
             m = mask.double()
             inv_mistakes = [
                 (m * x + (1 - m) * (x - t) * torch.exp(s),
-                 f"{where}: inverse(forward(z)) is not z: you multiplied by exp(s). Undoing a scaling by "
+                 f"{lead}: inverse(forward(z)) is not z: you multiplied by exp(s). Undoing a scaling by "
                  "exp(s) divides by it: z = (x - t) * exp(-s)."),
                 (m * x + (1 - m) * (x * torch.exp(-s) - t),
-                 f"{where}: inverse(forward(z)) is not z: undo the shift before the scale, "
+                 f"{lead}: inverse(forward(z)) is not z: undo the shift before the scale, "
                  "z = (x - t) * exp(-s), not x * exp(-s) - t."),
             ]
         expect_close(back, z, f"inverse(forward(z)) {where}", atol=1e-6, inputs=z, input_name="z",
                      mistakes=inv_mistakes)
         expect_close(log_det_inv, -log_det.detach(), f"the log-det of inverse {where}", atol=1e-6, mistakes=[
-            (log_det.detach(), f"{where}: the inverse's log-det has the sign of the forward's. "
+            (log_det.detach(), f"{lead}: the inverse's log-det has the sign of the forward's. "
                                "log|det J_{f^-1}(x)| = -log|det J_f(z)|: it is minus the sum of s.")],
                      sign_hint="log|det J_{f^-1}(x)| = -log|det J_f(z)|.")
         y = 1.5 * torch.randn(48, d, generator=g, dtype=torch.float64)
@@ -163,9 +183,14 @@ def check_2_2(answer):
     same_order = x.detach()
     for layer in layers:
         same_order = layer.inverse(same_order)[0]
+    forward_again = x.detach()
+    for layer in reversed(layers):
+        forward_again = layer(forward_again)[0]
     expect_close(back, z, "inverse(forward(z))", atol=1e-6, inputs=z, input_name="z", mistakes=[
         (same_order.detach(), "inverse(forward(z)) is not z: you undid the layers first to last. The last "
-                              "layer applied by forward must be undone first: loop over reversed(layers).")])
+                              "layer applied by forward must be undone first: loop over reversed(layers)."),
+        (forward_again.detach(), "inverse(forward(z)) is not z: inverse called each layer forward, layer(x). "
+                                 "Undo each layer with layer.inverse(x).")])
     log_det_inv = expect_tensor(log_det_inv, (40,), "the log-det of inverse")
     expect_close(log_det_inv, -expected, "the log-det of inverse", atol=1e-6, mistakes=[
         (expected, "The inverse's log-det has the sign of the forward's: sum the log-dets that each "
@@ -234,5 +259,5 @@ def check_2_3(answer):
              "`flow.inverse(x)`."),
             (want * n, f"For {name} you summed over the batch: take the mean, so the loss does not grow "
                        "with the batch size."),
-        ], sign_hint="the NLL is minus the log-likelihood, a positive number here.")
+        ], sign_hint="The NLL is minus the log-likelihood, a positive number here.")
     return f"On Gaussian data it equals the exact NLL of N(b, A A^T), {exact.item():.4f} nats."

@@ -39,10 +39,16 @@ def check_7_1(answer):
         if isinstance(got, torch.Tensor) and not got.is_floating_point():
             raise CheckFailure("You returned integers: these look like the indices of the nearest neighbours "
                                "(argmin). Return the distances themselves (min, not argmin).")
-        got = expect_tensor(got, (x.shape[0],), f"the distances for {name}",
-                            finite_hint="Computing |a|^2 + |b|^2 - 2 a.b can round to a tiny negative number "
-                                        "for identical points: clamp at 0 before the square root, or use "
-                                        "torch.cdist.")
+        if isinstance(got, torch.Tensor) and got.is_floating_point() and tuple(got.shape) == (x.shape[0],) \
+                and not torch.isfinite(got).all():
+            bad = ~torch.isfinite(got)
+            copies = torch.cdist(x, ref).min(1).values == 0
+            if bool(bad.any()) and bool((copies | ~bad).all()):  # NaN only at rows that copy a reference row
+                raise CheckFailure(f"For {name} your distances are NaN exactly at the rows that copy a reference "
+                                   f"row ({int(bad.sum())} of them): |a|^2 + |b|^2 - 2 a.b rounds to a tiny "
+                                   "negative number there, and its square root is NaN. Clamp at 0 before the square "
+                                   "root, or use torch.cdist.")
+        got = expect_tensor(got, (x.shape[0],), f"the distances for {name}")
         dist, _ = cKDTree(ref.numpy()).query(x.numpy(), k=1)  # scipy's k-d tree, independent of torch
         expected = torch.as_tensor(dist, dtype=torch.float64)
         if by_hand is not None:
@@ -100,6 +106,19 @@ def check_7_2(answer):
     if (per_class - p).abs().max() > 0.05:
         raise CheckFailure(f"Each class should lose labels at the same rate p_uncond = {p}; the rates per class "
                            f"are {[round(v, 2) for v in per_class.tolist()]}.")
+    # Chances that a correct answer fails the tests above and below: the overall fraction (n = 20000,
+    # standard deviation 0.0028) leaves 0.2 +- 0.02 with probability 2e-12; a class's fraction (2000 labels,
+    # standard deviation 0.0089) leaves 0.2 +- 0.05 with probability 2.3e-8, 2.3e-7 for the ten classes;
+    # a batch of 64 with p = 0.5 drops all or none with probability 2^-63; twenty batches of 10 with p = 0.5
+    # all drop exactly 5 with probability (252/1024)^20 = 7e-13; two seeds drop the same of 20000 labels
+    # with probability below 0.68^20000.
+    # independently: the number dropped varies from batch to batch
+    counts = [int((call(answer, y[:10].clone(), 0.5, null, torch.Generator().manual_seed(100 + s),
+                        name="drop_labels") == null).sum()) for s in range(20)]
+    if all(c == 5 for c in counts):
+        raise CheckFailure("In twenty batches of 10 labels with p_uncond = 0.5 you dropped exactly 5 every time: "
+                           "you chose a fixed number of labels to drop. Each label must be dropped independently, "
+                           "with probability p_uncond (one random number per label), so the count varies.")
     # one coin per example, not per batch: small batches with p = 0.5 are mixed
     mixed = [call(answer, y[:64].clone(), 0.5, null, torch.Generator().manual_seed(s), name="drop_labels")
              for s in range(4)]
@@ -130,9 +149,16 @@ class _FakeField:
         self.table = torch.randn(num_classes + 1, dim, generator=g, dtype=torch.float64) * 2
         self.calls = 0
 
+    strict_times = False  # 7.4's statement: pass t as a tensor of shape (n,)
+
     def __call__(self, x, t, y):
         self.calls += 1
         n = x.shape[0]
+        if self.strict_times and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,)):
+            got = f"t = {t!r} (a {type(t).__name__})" if not isinstance(t, torch.Tensor) else \
+                f"t of shape {tuple(t.shape)}"
+            raise CheckFailure(f"The model was called with {got}: pass the time as a tensor of shape (n,) = ({n},), "
+                               "one time per sample, e.g. torch.full((len(x),), k * dt).")
         if not isinstance(t, torch.Tensor):
             t = torch.full((n,), float(t), dtype=x.dtype)
         t = t.reshape(-1).expand(n) if t.numel() == 1 else t.reshape(n)
@@ -205,6 +231,7 @@ def check_7_4(answer):
 
     model = _FakeField(10, 5, 75)
     model.table = model.table / 2
+    model.strict_times = True
     g = torch.Generator().manual_seed(75)
     x0 = torch.randn(20, 5, generator=g, dtype=torch.float64)
     y = torch.arange(20) % 10
@@ -215,6 +242,7 @@ def check_7_4(answer):
         raise CheckFailure("sample_guided changed x0 in place (`x += ...` on x0 itself): start from a copy, "
                            "or write x = x + dt * v.")
     got = expect_tensor(got, x0.shape, "the samples")
+    model.strict_times = False  # the expected values below are computed without the student's times
     guided = lambda x, t: _guided(model, x, t, y, w)  # noqa: E731
     expected = _euler(guided, x0, num_steps, lambda k, n: k / n)
     expect_close(got, expected, f"the samples after {num_steps} Euler steps with w = {w}", atol=1e-6, mistakes=[
@@ -234,7 +262,9 @@ def check_7_4(answer):
          f"You took num_steps + 1 = {num_steps + 1} steps: take exactly num_steps steps of size 1 / num_steps."),
     ])
     # independently of Euler: many steps approach the exact flow of the guided field (torchdiffeq, dopri5)
+    model.strict_times = True
     fine = call(answer, model, x0, y, w, 400, name="sample_guided")
+    model.strict_times = False
     exact = odeint(lambda t, x: guided(x, t.expand(x.shape[0])), x0, torch.tensor([0.0, 1.0], dtype=x0.dtype),
                    method="dopri5", rtol=1e-9, atol=1e-9)[-1]
     err = (fine - exact).abs().max()
