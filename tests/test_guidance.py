@@ -154,3 +154,13 @@ def test_tilted_log_density_and_grid_sampler():
     assert (torch.cov(s.T) - cov).abs().max() < 0.02  # sd of a covariance entry at n=40000 is ~0.003
     with pytest.raises(InputError):
         guidance.sample_grid_density(lambda p: torch.full((len(p),), float("-inf")), 10, g)
+
+
+def test_mixture_ot_field_with_a_label_per_point():
+    target = guidance.labelled_eight_gaussians()
+    x, t = torch.randn(40, 2, dtype=torch.float64), torch.rand(40, dtype=torch.float64)
+    y = torch.arange(40) % 8
+    each = torch.stack([guidance.mixture_ot_field(x[i:i + 1], t[i:i + 1], target, int(y[i]))[0] for i in range(40)])
+    assert torch.allclose(guidance.mixture_ot_field(x, t, target, y), each)
+    assert torch.allclose(guidance.guided_mixture_field(target, y, 1.0)(x, t),
+                          2 * each - guidance.mixture_ot_field(x, t, target))

@@ -129,7 +129,8 @@ def _components(target, y) -> torch.Tensor:
 
 def mixture_ot_field(x: torch.Tensor, t, target, y=None) -> torch.Tensor:
     """Exact marginal field of the OT path x_t = t x1 + (1 - t) x0, x0 ~ N(0, I), towards the mixture
-    ``target`` (a ``utils.sde.GaussianMixture``), restricted to the components ``y`` (None: all).
+    ``target`` (a ``utils.sde.GaussianMixture``), restricted to the component ``y``: None (all of them),
+    an int (one component, the class y), or an integer tensor of shape (n,) (each point's own class).
 
     Each component N(m, s^2 I) gives the Gaussian field E[x1 - x0 | x_t = x]
     = m + (t s^2 - (1 - t)) / (t^2 s^2 + (1 - t)^2) (x - t m), and the mixture's field is their average
@@ -137,6 +138,11 @@ def mixture_ot_field(x: torch.Tensor, t, target, y=None) -> torch.Tensor:
     x/t + (1-t)/t grad log p_t (the same field) is singular at t = 0.
     """
     check_points(x, "x", dim=target.means.shape[1])
+    per_point = isinstance(y, torch.Tensor) and y.ndim == 1 and y.numel() == x.shape[0] and x.shape[0] > 1
+    if per_point:
+        _components(target, y)
+        mask = torch.arange(target.means.shape[0], device=x.device)[None] == y.to(x.device)[:, None]  # (n, K)
+        y = None
     k = _components(target, y)
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     t = t.expand(x.shape[0]) if t.ndim == 0 else t.reshape(-1)
@@ -148,13 +154,16 @@ def mixture_ot_field(x: torch.Tensor, t, target, y=None) -> torch.Tensor:
     diff = x[:, None, :] - tt[:, :, None] * means[None]  # (n, K, d)
     d = x.shape[1]
     log_r = -0.5 * (diff ** 2).sum(-1) / var - 0.5 * d * torch.log(var) + torch.log(weights)[None]
+    if per_point:
+        log_r = log_r.masked_fill(~mask, float("-inf"))
     r = torch.softmax(log_r, dim=1)
     u_k = means[None] + ((tt * var_k[None] - (1 - tt)) / var)[:, :, None] * diff
     return (r[:, :, None] * u_k).sum(1)
 
 
-def guided_mixture_field(target, y: int, w: float):
-    """u(x, t) = (1 + w) u_t(x | y) - w u_t(x), both exact (``mixture_ot_field``), for ``solve_ode``."""
+def guided_mixture_field(target, y, w: float):
+    """u(x, t) = (1 + w) u_t(x | y) - w u_t(x), both exact (``mixture_ot_field``), for ``solve_ode``.
+    ``y``: one class (int) or each point's class (a tensor of shape (n,))."""
     _components(target, y)
     return lambda x, t: (1 + w) * mixture_ot_field(x, t, target, y) - w * mixture_ot_field(x, t, target)
 
