@@ -52,3 +52,33 @@ def test_train_cfm_options_and_errors():
         train_cfm(moons)
     with pytest.raises(InputError, match="sample_pair"):
         train_cfm(moons, coupling="given")
+
+
+def test_flow_sampler_spends_nfe_evaluations_with_any_method():
+    from utils.solvers import NFECounter
+
+    rot = lambda x, t: torch.stack([-x[:, 1], x[:, 0]], 1)  # noqa: E731
+    for method, steps in [("euler", 8), ("midpoint", 4), ("rk4", 2)]:
+        counted = NFECounter(rot)
+        flow_sampler(counted, method)(X0, 8)
+        assert counted.nfe == 8, method
+    # midpoint is second order: at equal NFE it is far closer to the exact rotation by 1 rad than Euler
+    R = torch.tensor([[math.cos(1), -math.sin(1)], [math.sin(1), math.cos(1)]], dtype=torch.float64)
+    err = {m: (flow_sampler(rot, m)(X0, 16) - X0 @ R.T).abs().max().item() for m in ("euler", "midpoint")}
+    assert err["midpoint"] < err["euler"] / 10
+    with pytest.raises(InputError, match="multiple of 2"):
+        flow_sampler(rot, "midpoint")(X0, 3)
+    with pytest.raises(InputError, match="method"):
+        flow_sampler(rot, "heun")
+
+
+def test_overall_yields_every_name_quiet_or_not(monkeypatch, capsys):
+    from utils.showdown import overall
+
+    monkeypatch.setenv("COURSE_QUIET", "1")
+    assert list(overall(["a", "b"], "model")) == ["a", "b"]
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("COURSE_QUIET", "0")
+    assert list(overall(["a", "b", "c"], "model")) == ["a", "b", "c"]
+    err = capsys.readouterr().err
+    assert "model 3 of 3: c" in err and "3 models done" in err
