@@ -11,7 +11,8 @@ import io
 import matplotlib
 import torch
 
-__all__ = ["COLORS", "scatter", "figure_png", "setup_axes"]
+__all__ = ["COLORS", "scatter", "figure_png", "setup_axes", "check_text_overlap", "text_overlaps", "figure_texts",
+           "FigureTextOverlap", "install_figure_check"]
 
 COLORS = {
     "base": "#3b6fb6",    # noise, t = 0
@@ -53,3 +54,124 @@ def figure_png(fig: "matplotlib.figure.Figure", dpi: int = 80) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- no overlapping text
+class FigureTextOverlap(AssertionError):
+    """Two text boxes of a figure overlap (raised by :func:`check_text_overlap`)."""
+
+
+def _axes_name(fig, ax) -> str:
+    title = ax.get_title() or ax.get_title("left") or ax.get_title("right")
+    return f"axes {fig.axes.index(ax) + 1}" + (f" ({title!r})" if title else "")
+
+
+def figure_texts(fig) -> list[tuple[str, "matplotlib.transforms.Bbox"]]:
+    """(name, window extent) of every visible text box of a drawn figure: the suptitle and figure
+    texts, and per axes its titles, axis labels, tick labels, offset texts and legend (one box)."""
+    renderer = fig.canvas.get_renderer()
+    out = []
+
+    def add(name, artist):
+        if artist is None or not artist.get_visible():
+            return
+        if hasattr(artist, "get_text") and not artist.get_text().strip():
+            return
+        box = artist.get_window_extent(renderer)
+        if box.width > 0 and box.height > 0:
+            out.append((name, box))
+
+    for sub in [fig, *getattr(fig, "subfigs", [])]:
+        add(f"the suptitle {sub._suptitle.get_text()!r}" if sub._suptitle else "", sub._suptitle)
+        for t in sub.texts:
+            add(f"the figure text {t.get_text()!r}", t)
+        for legend in sub.legends:
+            add("the figure legend", legend)
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        where = _axes_name(fig, ax)
+        for loc in ("center", "left", "right"):
+            t = {"center": ax.title, "left": ax._left_title, "right": ax._right_title}[loc]
+            add(f"the title {t.get_text()!r} of axes {fig.axes.index(ax) + 1}", t)
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis), *((("z", ax.zaxis),) if hasattr(ax, "zaxis") else ())):
+            if not axis.get_visible():
+                continue
+            add(f"the {name} label {axis.label.get_text()!r} of {where}", axis.label)
+            add(f"the {name} offset text {axis.offsetText.get_text()!r} of {where}", axis.offsetText)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                for label in (tick.label1, tick.label2):
+                    if tick.get_visible() and label.get_visible() and _in_view(axis, tick):
+                        add(f"the {name} tick label {label.get_text()!r} of {where}", label)
+        legend = ax.get_legend()
+        if legend is not None:
+            add(f"the legend of {where}", legend)
+    return out
+
+
+def _in_view(axis, tick) -> bool:
+    lo, hi = sorted(axis.get_view_interval())
+    loc = tick.get_loc()
+    return loc is not None and lo - 1e-9 * (hi - lo) <= loc <= hi + 1e-9 * (hi - lo)
+
+
+def text_overlaps(fig, tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of text boxes of ``fig`` that overlap by more than ``tolerance`` pixels both ways,
+    measured with matplotlib's own window extents after drawing the figure."""
+    fig.canvas.draw()
+    boxes = figure_texts(fig)
+    found = []
+    for i, (name_a, a) in enumerate(boxes):
+        for name_b, b in boxes[i + 1:]:
+            dx = min(a.x1, b.x1) - max(a.x0, b.x0)
+            dy = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if dx > tolerance and dy > tolerance:
+                found.append((name_a, name_b))
+    return found
+
+
+def check_text_overlap(fig, name: str = "the figure", tolerance: float = 1.0) -> None:
+    """Raise :class:`FigureTextOverlap` naming every pair of overlapping text boxes of ``fig``."""
+    pairs = text_overlaps(fig, tolerance)
+    if pairs:
+        lines = "\n".join(f"  - {a} overlaps {b}" for a, b in pairs)
+        raise FigureTextOverlap(f"{name} has overlapping text ({len(pairs)} pair{'s' if len(pairs) > 1 else ''}):"
+                                f"\n{lines}\nShorten titles, use layout='constrained', or fewer ticks.")
+
+
+CHECK_FIGURES_ENV = "COURSE_CHECK_FIGURES"
+
+
+def install_figure_check(shell=None) -> bool:
+    """Check every figure a notebook shows for overlapping text (when ``COURSE_CHECK_FIGURES=1``).
+
+    Installed by ``import utils`` in an IPython kernel (``utils.runtime``). The check is a
+    ``text/plain`` printer for matplotlib figures: every way a figure reaches the page (``plt.show()``,
+    the inline backend's flush after the cell, a figure as the cell's value, ``display(fig)``) asks
+    the formatters for the figure's text form first, before the PNG, so the check sees the figure
+    while it is still open. (A ``post_execute`` hook would miss figures that ``plt.show()`` inside
+    the cell already showed and closed.) An overlap shows as an error output naming the texts:
+    nbval then fails the cell. Returns True when installed.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    from matplotlib.figure import Figure
+
+    plain = shell.display_formatter.formatters["text/plain"]
+
+    def checked_repr(fig, p, cycle):
+        check_text_overlap(fig, name=f"this figure ({fig.get_suptitle() or _first_title(fig)!r})")
+        p.text(repr(fig))
+
+    plain.for_type(Figure, checked_repr)
+    return True
+
+
+def _first_title(fig) -> str:
+    return next((ax.get_title() for ax in fig.axes if ax.get_title()), "untitled")

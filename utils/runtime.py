@@ -62,3 +62,16 @@ def timer(label: str = "") -> Iterator[dict]:
     yield out
     out["seconds"] = time.perf_counter() - start
     print(f"{label + ' ' if label else ''}took {out['seconds']:.1f} s")
+
+
+def _check_figures_if_asked() -> None:
+    """With COURSE_CHECK_FIGURES=1 (set by the test run), every figure a kernel shows is checked
+    for overlapping text (:func:`utils.plotting.install_figure_check`)."""
+    if os.environ.get("COURSE_CHECK_FIGURES", "") in ("", "0"):
+        return
+    from .plotting import install_figure_check
+
+    install_figure_check()
+
+
+_check_figures_if_asked()

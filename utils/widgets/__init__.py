@@ -1,0 +1,19 @@
+"""Interactive figures built on ipywidgets, one module a widget, all on one rendering path.
+
+- ``utils.widgets.base``         :class:`FigureWidget`: controls above a figure updated in place,
+                                 redraws serialised and coalesced (every widget below uses it)
+- ``utils.widgets.pushforward``  :class:`PushForwardWidget`, z ~ N(0, 1) pushed through a map (00)
+- ``utils.widgets.explorer``     :class:`VectorFieldExplorer`, a field, its flow and density (03 to 06)
+- ``utils.widgets.sde``          :class:`SDEvsODEWidget`, reverse SDE and probability flow ODE (04)
+- ``utils.widgets.paths``        :class:`PathExplorer`, Gaussian probability paths of a data set (05)
+
+Tests set a control's ``value`` and read ``fig`` (the artists) and ``image.value`` (the PNG bytes).
+"""
+from .base import FigureWidget
+from .explorer import VectorFieldExplorer, field_on_grid
+from .paths import PathExplorer, make_path
+from .pushforward import PUSHFORWARD_MAPS, PushForwardWidget
+from .sde import SDEvsODEWidget
+
+__all__ = ["FigureWidget", "PushForwardWidget", "PUSHFORWARD_MAPS", "VectorFieldExplorer", "field_on_grid",
+           "SDEvsODEWidget", "PathExplorer", "make_path"]
