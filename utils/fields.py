@@ -22,7 +22,7 @@ symmetric, and its marginal field is exact (Bessel functions):
     x1 = ring_sample(n, radius, generator)
     logp = ring_log_prob(x, t, path, radius)
     u = ring_marginal_velocity(x, t, path, radius)
-    w = rotation(x, omega)
+    w = rotation(x, omega, width)                     # a rigid rotation, or a vortex
 
 Shapes: x (n, 2); t a float in [0, 1] or a tensor (n,); ``path`` a :class:`~utils.paths.GaussianPath`.
 """
@@ -126,8 +126,14 @@ def ring_marginal_velocity(x: torch.Tensor, t, path: GaussianPath, radius: float
     return col(ds / s) * x + col(da - ds * a / s) * mean_x1
 
 
-def rotation(x: torch.Tensor, omega: float = 1.0) -> torch.Tensor:
-    """w(x) = omega R x, R the rotation by +90 degrees: div w = 0 and x . w = 0, so div(p w) = 0 for any
-    radially symmetric density p."""
+def rotation(x: torch.Tensor, omega: float = 1.0, width: float | None = None) -> torch.Tensor:
+    """w(x) = omega g(|x|) R x, R the rotation by +90 degrees; g = 1, or exp(-|x|^2 / (2 width^2)) (a vortex).
+
+    x . w = 0 and div w = g'(|x|) x/|x| . R x + g div(R x) = 0, so div(p w) = grad p . w + p div w = 0 for any
+    radially symmetric density p: adding w to a field changes its trajectories, not its path.
+    """
     check_points(x, "x", dim=2)
-    return omega * torch.stack([-x[:, 1], x[:, 0]], 1)
+    w = omega * torch.stack([-x[:, 1], x[:, 0]], 1)
+    if width is not None:
+        w = w * torch.exp(-(x**2).sum(1, keepdim=True) / (2 * width**2))
+    return w
