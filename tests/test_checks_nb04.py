@@ -31,6 +31,11 @@ def pf_no_f(x, s, drift, diffusion, score):
     return -0.5 * diffusion(s)[:, None] ** 2 * score(x, s)
 
 
+def pf_flow_time(x, s, drift, diffusion, score):
+    r = 1 - s  # converts to flow time, which 4.1 does not ask for
+    return drift(x, r) - 0.5 * diffusion(r)[:, None] ** 2 * score(x, r)
+
+
 # ---- 4.2 Euler-Maruyama step
 def em_alt(x, t, dt, drift, diffusion, noise):
     increment = noise * dt**0.5  # a Brownian increment dW
@@ -104,7 +109,80 @@ def score_negated(x, means, stds, weights, a, b):
     return -S.mixture_score(x, means, stds, weights, a, b)
 
 
-# ---- 4.4 DSM loss
+def score_no_log_var(x, means, stds, weights, a, b):
+    v = a**2 * stds**2 + b**2
+    diff = a * means[None] - x[:, None, :]
+    r = torch.softmax(torch.log(weights) - (diff**2).sum(-1) / (2 * v), dim=1)  # forgot -(d/2) log v_k
+    return (r[:, :, None] * diff / v[None, :, None]).sum(1)
+
+
+def score_softmax_over_points(x, means, stds, weights, a, b):
+    v = a**2 * stds**2 + b**2
+    diff = a * means[None] - x[:, None, :]
+    r = torch.softmax(torch.log(weights) - (diff**2).sum(-1) / (2 * v) - torch.log(v), dim=0)
+    return (r[:, :, None] * diff / v[None, :, None]).sum(1)
+
+
+# ---- 4.4 the time flip
+def flip_alt(x, t, drift, diffusion, score):
+    from utils.sde import diffusion_time, probability_flow_drift
+    s = diffusion_time(t)
+    g2 = diffusion(s).pow(2).unsqueeze(-1)
+    ode = -probability_flow_drift(x, s, drift, diffusion, score)
+    return ode + 0.5 * g2 * score(x, s), ode  # the SDE drift is the ODE field plus another g^2 score / 2
+
+
+def flip_expanded(x, t, drift, diffusion, score):
+    s = 1.0 - t
+    f, g, sc = drift(x, s), diffusion(s).reshape(-1, 1), score(x, s)
+    return [-f + g * g * sc, -f + g * g * sc / 2]  # a list is fine too
+
+
+def flip_swapped_convention(x, t, drift, diffusion, score):
+    g2 = diffusion(t)[:, None] ** 2
+    return -(drift(x, t) - g2 * score(x, t)), -(drift(x, t) - 0.5 * g2 * score(x, t))
+
+
+def flip_no_sign_change(x, t, drift, diffusion, score):
+    s = 1 - t
+    g2 = diffusion(s)[:, None] ** 2
+    return drift(x, s) - g2 * score(x, s), drift(x, s) - 0.5 * g2 * score(x, s)
+
+
+def flip_no_half(x, t, drift, diffusion, score):
+    s = 1 - t
+    g2 = diffusion(s)[:, None] ** 2
+    sde = -(drift(x, s) - g2 * score(x, s))
+    return sde, sde
+
+
+def flip_only_f(x, t, drift, diffusion, score):
+    s = 1 - t
+    g2 = diffusion(s)[:, None] ** 2
+    return -drift(x, s) - g2 * score(x, s), -drift(x, s) - 0.5 * g2 * score(x, s)
+
+
+def flip_wrong_order(x, t, drift, diffusion, score):
+    sde, ode = S.flow_time_drifts(x, t, drift, diffusion, score)
+    return ode, sde
+
+
+def flip_half_for_sde(x, t, drift, diffusion, score):
+    _, ode = S.flow_time_drifts(x, t, drift, diffusion, score)
+    return ode, ode
+
+
+def flip_g_not_squared_in_ode(x, t, drift, diffusion, score):
+    s = 1 - t
+    g = diffusion(s)[:, None]
+    return -(drift(x, s) - g**2 * score(x, s)), -(drift(x, s) - 0.5 * g * score(x, s))
+
+
+def flip_one_tensor(x, t, drift, diffusion, score):
+    return S.flow_time_drifts(x, t, drift, diffusion, score)[1]
+
+
+# ---- 4.5 DSM loss
 def dsm_alt(score, x_data, s, noise, sde):
     a, b = sde.kernel(s)
     xs = a.unsqueeze(1) * x_data + b.unsqueeze(1) * noise
@@ -145,17 +223,23 @@ CORRECT = {
     "4.1": [S.probability_flow_drift, pf_alt],
     "4.2": [S.em_step, em_alt, em_float_t],
     "4.3": [S.mixture_score, score_autograd, score_loop],
-    "4.4": [S.dsm_loss, dsm_alt],
+    "4.4": [S.flow_time_drifts, flip_alt, flip_expanded],
+    "4.5": [S.dsm_loss, dsm_alt],
 }
 WRONG = {
     "4.1": [(pf_reverse_sde, "reverse-time SDE"), (pf_plus, "wrong sign"), (pf_g_not_squared, "square"),
-            (pf_no_f, "f(x, s) is missing")],
+            (pf_no_f, "f(x, s) is missing"), (pf_flow_time, "stays in diffusion time")],
     "4.2": [(em_noise_twice, "inject the noise twice"), (em_fresh_randn, "noise twice"),
             (em_dt_not_sqrt, "sqrt(dt)"), (em_no_sqrt_dt, "sqrt(dt)"), (em_g_squared, "not g^2"),
             (em_no_dt_on_drift, "multiply the drift by dt")],
     "4.3": [(score_unscaled_means, "scaled"), (score_prior_weights, "responsibilities"),
-            (score_no_weights, "weights w_k are missing"), (score_negated, "sign")],
-    "4.4": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by b(s)^2"),
+            (score_no_weights, "weights w_k are missing"), (score_negated, "sign"),
+            (score_no_log_var, "normalising constant"), (score_softmax_over_points, "over the points")],
+    "4.4": [(flip_swapped_convention, "swapped the time convention"), (flip_no_sign_change, "wrong sign"),
+            (flip_no_half, "factor 1/2 is missing"), (flip_only_f, "only f changed sign"),
+            (flip_wrong_order, "wrong order"), (flip_half_for_sde, "full g^2 score"),
+            (flip_g_not_squared_in_ode, "square the diffusion"), (flip_one_tensor, "return two tensors")],
+    "4.5": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by b(s)^2"),
             (dsm_wrong_sign, "sign"), (dsm_clean_input, "clean data"), (dsm_detached, "detach")],
 }
 

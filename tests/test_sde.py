@@ -216,3 +216,55 @@ def test_fewest_nfe_needs_the_run_to_stay_below_and_breaks_ties_by_name():
     assert fewest_nfe(rows, "ODE", 0.3) == (16, "euler")
     assert fewest_nfe(rows, "ODE", 0.1) is None
     assert fewest_nfe(rows, "SDE", 0.3) is None
+
+
+def test_flow_time_drifts_are_the_samplers_fields():
+    """Exercise 4.4's reference: the reverse SDE's drift and the probability flow at s = 1 - t, both negated."""
+    from utils.sde import flow_time_drifts, reverse_sde_drift
+
+    target = _target()
+    t = torch.tensor([0.1, 0.3, 0.6, 0.8, 0.95], dtype=torch.float64)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for sde in SDES:
+        score = target.score_fn(sde)
+        sde_drift, ode_field = flow_time_drifts(x, t, sde.drift, sde.diffusion, score)
+        assert torch.allclose(sde_drift, -reverse_sde_drift(sde, score, x, diffusion_time(t)), atol=1e-12)
+        assert torch.allclose(ode_field, probability_flow_field(sde, score)(x, t), atol=1e-12)
+        # the two differ by exactly the extra half of the score term, g^2 score / 2, at s = 1 - t
+        s = diffusion_time(t)
+        assert torch.allclose(sde_drift - ode_field, 0.5 * sde.diffusion(s)[:, None] ** 2 * score(x, s), atol=1e-12)
+
+
+def test_noise_ceiling_is_the_untouched_noise_of_the_quality_table():
+    from utils.sde import quality_against_nfe, w2_noise_ceiling
+
+    target, sde = eight_gaussians_mixture(), VPSDE()
+    ceiling = w2_noise_ceiling(sde, target, n=100, repeats=2, seed=3)
+    # by hand: the same x0 and the same stratified references as quality_against_nfe(seed=3)
+    x0 = sde.prior_sample(200, torch.Generator().manual_seed(3))
+    refs = [target.sample(100, 3 + 101 + r, stratified=True) for r in range(2)]
+    assert ceiling == pytest.approx((w2(x0[:100], refs[0]) + w2(x0[100:], refs[1])) / 2, abs=1e-12)
+    frozen = VPSDE(beta_min=1e-9, beta_max=1e-9)  # f and g vanish: the samplers leave x0 where it is
+    rows = quality_against_nfe(frozen, lambda x, s: torch.zeros_like(x), target, sde_steps=[3], n=100, repeats=2,
+                               seed=3, ode=[("euler", 2)])
+    assert all(r["w2"] == pytest.approx(ceiling, abs=1e-3) for r in rows)  # g ~ 3e-5 still adds a little noise
+    assert ceiling > 1.5 * w2_floor_spread(target, n=100, pairs=3)[0]  # noise is far from the 8 Gaussians
+
+
+def test_double_precision_runs_keep_their_dtype_and_float32_is_unchanged():
+    from utils.sde import quality_against_nfe
+
+    target, sde = eight_gaussians_mixture(), VPSDE()
+    data = target.sample(2000, 5)
+    m32, l32 = train_score_model(sde, data, num_steps=20, batch_size=64, seed=1)
+    m32b, l32b = train_score_model(sde, data, num_steps=20, batch_size=64, seed=1, dtype=torch.float32)
+    assert l32 == l32b  # the default is float32, bit for bit as before the dtype keyword
+    m64, l64 = train_score_model(sde, data.double(), num_steps=20, batch_size=64, seed=1, dtype=torch.float64)
+    assert all(p.dtype == torch.float64 for p in m64.parameters())
+    assert all(math.isfinite(v) for v in l64) and abs(sum(l64) / 20 - sum(l32) / 20) < 0.2
+    rows = quality_against_nfe(sde, target.score_fn(sde), target, sde_steps=[10], ode=[("rk4", 5)], n=100,
+                               repeats=1, dtype=torch.float64)
+    rows32 = quality_against_nfe(sde, target.score_fn(sde), target, sde_steps=[10], ode=[("rk4", 5)], n=100,
+                                 repeats=1)
+    # the ODE starts from the same noise in both precisions, so it lands on the same samples (to float32 accuracy)
+    assert rows[1]["w2"] == pytest.approx(rows32[1]["w2"], abs=1e-4) and rows[1]["nfe"] == 20

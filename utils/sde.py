@@ -33,6 +33,7 @@ Samplers (x0 is noise, as everywhere in the course; they return samples at flow 
     sde_out = sample_reverse_sde(sde, score, x0, num_steps=100, generator=g)   # Euler-Maruyama
     ode_out = sample_probability_flow(sde, score, x0, num_steps=10, method="rk4")
     u = probability_flow_field(sde, score)                     # u(x, t) for utils.solvers.solve_ode
+    sde_drift, ode_field = flow_time_drifts(x, t, sde.drift, sde.diffusion, score)   # both, in flow time
 
 Both return a :class:`~utils.solvers.ODESolution` (x, nfe, times in flow time, path).
 
@@ -44,7 +45,8 @@ Measuring (notebooks 04 and 06, ``tools/quality_04.py``): W2 to the target again
 averaged over independent repeats, beside the finite-sample floor and its spread:
 
     rows = quality_against_nfe(sde, score, target, sde_steps=[10, 100], ode=[("rk4", 5), ("dopri5", 1e-3)])
-    floor, spread = w2_floor_spread(target, n=500)
+    floor, spread = w2_floor_spread(target, n=500)                 # what an exact sample scores, and its spread
+    ceiling = w2_noise_ceiling(sde, target, n=500)                 # what the untouched noise x0 scores
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ __all__ = [
     "flow_time", "diffusion_time", "VPSDE", "VESDE", "GaussianMixture", "eight_gaussians_mixture",
     "mixture_log_prob", "mixture_score", "probability_flow_drift", "probability_flow_field",
     "reverse_sde_drift", "em_step", "sample_reverse_sde", "sample_probability_flow", "dsm_loss",
-    "ScoreModel", "train_score_model", "w2_floor_spread", "quality_against_nfe", "fewest_nfe",
+    "ScoreModel", "train_score_model", "w2_floor_spread", "w2_noise_ceiling", "quality_against_nfe", "fewest_nfe",
+    "flow_time_drifts",
 ]
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -329,6 +332,24 @@ def probability_flow_field(sde: _SDE, score: Score) -> Callable:
     return u
 
 
+def flow_time_drifts(x: torch.Tensor, t, drift: Callable, diffusion: Callable,
+                     score: Score) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reverse SDE's drift and the probability flow's field in FLOW time t (exercise 4.4's reference).
+
+    ``drift(x, s)``, ``diffusion(s)`` and ``score(x, s)`` are the forward SDE's, in diffusion time s.
+    At s = diffusion_time(t), and with dt = -ds, both drifts change sign:
+
+        reverse SDE:       dx = -[f(x, s) - g(s)^2 score(x, s)] dt + g(s) dW
+        probability flow:  dx/dt = -[f(x, s) - g(s)^2 score(x, s) / 2]
+
+    The Brownian term keeps its form (-dW is again a Brownian increment). Returns both drifts, (n, d) each.
+    """
+    s = diffusion_time(_as_times(t, x))
+    g2 = (diffusion(s) ** 2)[:, None]
+    f, sc = drift(x, s), score(x, s)
+    return -(f - g2 * sc), -(f - 0.5 * g2 * sc)
+
+
 def em_step(x: torch.Tensor, t, dt: float, drift: Callable, diffusion: Callable, noise: torch.Tensor) -> torch.Tensor:
     """One Euler-Maruyama step of dx = drift(x, t) dt + diffusion(t) dW: the noise is given, N(0, I).
 
@@ -422,32 +443,41 @@ class ScoreModel(nn.Module):
 
 def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int = 1500, batch_size: int = 512,
                       lr: float = 3e-3, model: ScoreModel | None = None, seed: int = 0,
-                      s_min: float = 1e-3) -> tuple[ScoreModel, list[float]]:
+                      s_min: float = 1e-3, dtype: torch.dtype = torch.float32) -> tuple[ScoreModel, list[float]]:
     """Train a :class:`ScoreModel` (a TimeMLP 3x64) by denoising score matching; return it and the losses.
 
     ``data`` is a tensor (n, 2) of training points (batches are drawn from it) or a sampler
     ``data(batch_size, generator)``. Times s ~ U(s_min, 1). Adam with a cosine-decayed learning
     rate. Runs on the CPU in seconds for 2D data; the model is left in eval mode.
+    ``dtype``: torch.float64 trains in double precision (slower, but its results no longer depend at
+    printed precision on which SIMD kernels the CPU picks; notebook 04 uses it).
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if isinstance(data, torch.Tensor):
         check_points(data, "data", dim=2)
-        data_t = data.float()
+        data_t = data.to(dtype)
         draw = lambda n: data_t[torch.randint(0, data_t.shape[0], (n,), generator=g)]  # noqa: E731
     elif callable(data):
-        draw = lambda n: data(n, g).float()  # noqa: E731
+        draw = lambda n: data(n, g).to(dtype)  # noqa: E731
     else:
         raise InputError(f"`data` must be a tensor (n, 2) or a sampler data(n, generator), got {type(data).__name__}.")
-    model = model if model is not None else ScoreModel(sde, s_min=s_min)
+    if model is None:
+        model = ScoreModel(sde, s_min=s_min).to(dtype)
+        if dtype != torch.float32:  # initialise in the working precision: float32 random fills differ by CPU kernel
+            torch.manual_seed(seed)
+            for layer in model.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
+    model = model.to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, num_steps)
     losses = []
     model.train()
     for step in progress(range(num_steps), desc="training"):
         x_data = draw(batch_size)
-        s = s_min + (1 - s_min) * torch.rand(batch_size, generator=g)
-        noise = torch.randn(batch_size, 2, generator=g)
+        s = s_min + (1 - s_min) * torch.rand(batch_size, generator=g, dtype=dtype)
+        noise = torch.randn(batch_size, 2, generator=g, dtype=dtype)
         loss = dsm_loss(model, x_data, s, noise, sde)
         opt.zero_grad()
         loss.backward()
@@ -476,37 +506,54 @@ def w2_floor_spread(target: GaussianMixture, n: int = 500, pairs: int = 6, seed:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (pairs - 1))
 
 
-def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_steps=(1, 10, 100, 1000),
-                        ode=(("euler", 10), ("rk4", 5), ("dopri5", 1e-3)), n: int = 500, repeats: int = 2,
-                        seed: int = 0) -> list[dict]:
-    """W2 between samples and the target for the reverse SDE and the probability flow ODE.
-
-    Every run starts from the same noise: ``repeats`` independent clouds of ``n`` points, sampled
-    together; each cloud is compared with its own stratified exact target sample and the W2 values
-    are averaged. Compare with :func:`w2_floor_spread` at the same n.
-    ``sde_steps``: Euler-Maruyama step counts. ``ode``: (method, num_steps) pairs, or ("dopri5", tol).
-    Returns rows with keys sampler ("SDE" or "ODE"), method, setting, nfe, w2.
-    """
+def _clouds(sde: _SDE, target: GaussianMixture, n: int, repeats: int, seed: int, dtype: torch.dtype):
+    """The shared set-up of :func:`quality_against_nfe` and :func:`w2_noise_ceiling`: noise x0, references, W2."""
     from .metrics import w2
 
     g = torch.Generator().manual_seed(seed)
-    x0 = sde.prior_sample(n * repeats, g)
-    refs = [target.sample(n, seed + 101 + r, stratified=True) for r in range(repeats)]
+    x0 = sde.prior_sample(n * repeats, g).to(dtype)  # drawn in float32 whatever dtype: one x0 for every dtype
+    refs = [target.sample(n, seed + 101 + r, stratified=True, dtype=dtype) for r in range(repeats)]
 
     def quality(x):
         return sum(w2(x[r * n:(r + 1) * n], refs[r]) for r in range(repeats)) / repeats
 
+    return x0, quality
+
+
+def w2_noise_ceiling(sde: _SDE, target: GaussianMixture, n: int = 500, repeats: int = 2, seed: int = 0,
+                     dtype: torch.dtype = torch.float32) -> float:
+    """What doing nothing scores: W2 of the untouched noise x0 of :func:`quality_against_nfe` (same n, repeats,
+    seed) against the same references. A sampler no better than this has not produced samples at all."""
+    x0, quality = _clouds(sde, target, n, repeats, seed, dtype)
+    return quality(x0)
+
+
+def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_steps=(1, 10, 100, 1000),
+                        ode=(("euler", 10), ("rk4", 5), ("dopri5", 1e-3)), n: int = 500, repeats: int = 2,
+                        seed: int = 0, dtype: torch.dtype = torch.float32, desc: str = "sampler runs") -> list[dict]:
+    """W2 between samples and the target for the reverse SDE and the probability flow ODE.
+
+    Every run starts from the same noise: ``repeats`` independent clouds of ``n`` points, sampled
+    together; each cloud is compared with its own stratified exact target sample and the W2 values
+    are averaged. Compare with :func:`w2_floor_spread` at the same n (the floor) and with
+    :func:`w2_noise_ceiling` (what the untouched noise scores).
+    ``sde_steps``: Euler-Maruyama step counts. ``ode``: (method, num_steps) pairs, or ("dopri5", tol).
+    ``dtype``: of the noise and the runs (float64 makes the numbers independent of the CPU's kernels;
+    the score must accept it). A progress bar counts the runs (silenced under COURSE_QUIET=1).
+    Returns rows with keys sampler ("SDE" or "ODE"), method, setting, nfe, w2.
+    """
+    x0, quality = _clouds(sde, target, n, repeats, seed, dtype)
+    runs = [("SDE", "euler-maruyama", int(k)) for k in sde_steps] + [("ODE", m, v) for m, v in ode]
     rows = []
     with torch.no_grad():
-        for k in sde_steps:
-            out = sample_reverse_sde(sde, score, x0, int(k), generator=torch.Generator().manual_seed(seed + 1))
-            rows.append(dict(sampler="SDE", method="euler-maruyama", setting=int(k), nfe=out.nfe, w2=quality(out.x)))
-        for method, setting in ode:
-            if method == "dopri5":
+        for sampler, method, setting in progress(runs, desc=desc):
+            if sampler == "SDE":
+                out = sample_reverse_sde(sde, score, x0, setting, generator=torch.Generator().manual_seed(seed + 1))
+            elif method == "dopri5":
                 out = sample_probability_flow(sde, score, x0, method="dopri5", rtol=setting, atol=setting)
             else:
                 out = sample_probability_flow(sde, score, x0, int(setting), method=method)
-            rows.append(dict(sampler="ODE", method=method, setting=setting, nfe=out.nfe, w2=quality(out.x)))
+            rows.append(dict(sampler=sampler, method=method, setting=setting, nfe=out.nfe, w2=quality(out.x)))
     return rows
 
 

@@ -47,6 +47,10 @@ def check_4_1(answer):
         if sde.name == "VP":
             mistakes.append((-0.5 * g2 * sc, "The SDE's own drift f(x, s) is missing: add it "
                                              "(it is -beta(s) x / 2 for VP)."))
+        r = 1 - s  # the same formula evaluated at 1 - s: a conversion to flow time that 4.1 does not ask for
+        mistakes.append((sde.drift(x, r) - 0.5 * (sde.diffusion(r) ** 2)[:, None] * score(x, r),
+                         "You evaluated f, g and the score at 1 - s: this exercise stays in diffusion time, so "
+                         "use s as given (the switch to flow time is exercise 4.4)."))
         expect_close(got, f - 0.5 * g2 * sc, f"the probability flow drift for the {sde.name} SDE", atol=1e-6,
                      inputs=x, mistakes=mistakes)
     # independent of the reference: data N(0, I) is stationary under VP, so nothing may move
@@ -143,12 +147,13 @@ def check_4_3(answer):
     target = _mixture()
     m, sd, w = target.means, target.stds, target.weights
     x = _points(9, seed=43, scale=2.0)
-    for a, b in [(1.0, 0.0), (0.8, 0.6), (0.3, 0.95), (1.0, 1.5)]:
+    # the last case passes weights that do not sum to 1 (the statement allows it: only their ratios matter)
+    for a, b, w in [(1.0, 0.0, w), (0.8, 0.6, w), (0.3, 0.95, w), (1.0, 1.5, 4 * w)]:
         got = call(answer, x, m, sd, w, a, b, name="mixture_score")
         got = expect_tensor(got, x.shape, f"the score at a = {a}, b = {b}",
                             finite_hint="Work with log-weights and torch.softmax / logsumexp: products of "
                                         "small densities underflow.")
-        expected = _autograd_score(x, target, a, b)
+        expected = _autograd_score(x, S.GaussianMixture(m, sd, w / w.sum()), a, b)
         var = a**2 * sd**2 + b**2
         comp_scores = (a * m[None] - x[:, None, :]) / var[None, :, None]  # (n, K, d)
         wrong = []
@@ -161,7 +166,16 @@ def check_4_3(answer):
                       ((r1[:, :, None] * (a * m[None] - x[:, None, :]) / v1[None, :, None]).sum(1),
                        f"At a = {a}: the component variance is a^2 std_k^2 + b^2 (the data part is scaled "
                        "by a too), not std_k^2 + b^2.")]
+        sq = ((x[:, None, :] - a * m[None]) ** 2).sum(-1)  # (n, K)
+        logw = torch.log(w / w.sum())
         wrong += [
+            ((torch.softmax(logw - sq / (2 * var), 1)[:, :, None] * comp_scores).sum(1),
+             "The responsibilities miss the normalising constant of each component: log N_k(x) contains "
+             "-(d/2) log v_k, which differs between components of different variance, so it does not cancel "
+             "in the softmax."),
+            ((torch.softmax(logw - sq / (2 * var) - torch.log(var), 0)[:, :, None] * comp_scores).sum(1),
+             "The softmax runs over the points (dim=0): the responsibilities r_k(x) sum to 1 over the "
+             "components k of each point, so take the softmax over dim=1."),
             ((w[None, :, None] * comp_scores).sum(1),
              "You averaged the component scores with the mixture weights w_k. The weights must be the "
              "responsibilities r_k(x) = w_k N_k(x) / sum_j w_j N_j(x), which depend on x (a softmax)."),
@@ -179,6 +193,87 @@ def check_4_3(answer):
 
 # ---------------------------------------------------------------- 4.4
 
+def _flow_time_case(sde, x, t, score):
+    """(f, g^2, score) at diffusion time 1 - t (right) and at t itself (the swapped convention)."""
+    s = 1 - t
+    right = (sde.drift(x, s), (sde.diffusion(s) ** 2)[:, None], score(x, s))
+    swapped = (sde.drift(x, t), (sde.diffusion(t) ** 2)[:, None], score(x, t))
+    return right, swapped
+
+
+def _two_tensors(got, x, what):
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise CheckFailure(f"Return two tensors, (reverse-SDE drift, probability-flow field), for {what}; "
+                           f"got {type(got).__name__}" + (f" of length {len(got)}" if isinstance(got, (tuple, list))
+                                                           else "") + ".")
+    return tuple(expect_tensor(v, x.shape, f"{name} for {what}",
+                               finite_hint="Square g(s); do not divide by it.")
+                 for v, name in zip(got, ("the reverse-SDE drift", "the probability-flow field")))
+
+
+@exercise("4.4", title="The time flip: both drifts in flow time", notebook=NB, answer="flow_time_drifts",
+          reference=S.flow_time_drifts, minutes=15,
+          practises="diffusion time s to flow time t = 1 - s: evaluate at s = 1 - t, and every drift changes sign "
+                    "(dt = -ds) while the noise keeps its form")
+def check_4_4(answer):
+    x = _points()
+    # flow times, none at 0.5 (where t = 1 - t) so that swapping the convention always shows
+    t = torch.tensor([0.07, 0.2, 0.33, 0.61, 0.74, 0.86, 0.95], dtype=torch.float64)
+    target = _mixture()
+    for sde in (S.VPSDE(), S.VESDE()):
+        score = target.score_fn(sde)
+        what = f"the {sde.name} SDE"
+        got = _two_tensors(call(answer, x, t, sde.drift, sde.diffusion, score, name="flow_time_drifts"), x, what)
+        (f, g2, sc), (ft, g2t, sct) = _flow_time_case(sde, x, t, score)
+        sde_drift, ode_field = -(f - g2 * sc), -(f - 0.5 * g2 * sc)
+        swap = ("You swapped the time convention: f, g and the score are functions of diffusion time s, and flow "
+                "time t corresponds to s = 1 - t. Evaluate them at s = diffusion_time(t), not at t.")
+        if (torch.allclose(got[0], ode_field, atol=1e-6, rtol=1e-6)
+                and torch.allclose(got[1], sde_drift, atol=1e-6, rtol=1e-6)):
+            raise CheckFailure("The two drifts are in the wrong order: return (reverse-SDE drift, "
+                               "probability-flow field).")
+        expect_close(got[0], sde_drift, f"the reverse-SDE drift in flow time for {what}", atol=1e-6, rtol=1e-6,
+                     inputs=x, mistakes=[
+            (-(ft - g2t * sct), swap),
+            (ft - g2t * sct, swap + " (And in flow time the drift changes sign: dt = -ds.)"),
+            (f - g2 * sc, "Wrong sign: this is the reverse SDE's drift in diffusion time. In flow time dt = -ds, "
+                          "so the whole drift changes sign: -[f - g^2 score]."),
+            (-f - g2 * sc, "Only f changed sign: the whole drift changes sign, the score term too, "
+                           "-[f - g^2 score] = -f + g^2 score."),
+            (f + g2 * sc, "Only the score term changed sign: the whole drift changes sign, f too, "
+                          "-[f - g^2 score] = -f + g^2 score."),
+            (ode_field, "The reverse SDE's drift has the full g^2 score, not g^2 score / 2: the extra half "
+                        "removes the noise that the reverse SDE injects at every step. The factor 1/2 belongs to "
+                        "the probability flow, which injects none."),
+        ], sign_hint="In flow time the drift is -[f - g^2 score] at s = 1 - t.")
+        expect_close(got[1], ode_field, f"the probability-flow field in flow time for {what}", atol=1e-6,
+                     rtol=1e-6, inputs=x, mistakes=[
+            (-(ft - 0.5 * g2t * sct), swap),
+            (ft - 0.5 * g2t * sct, swap + " (And in flow time the field changes sign: dt = -ds.)"),
+            (f - 0.5 * g2 * sc, "Wrong sign: this is the probability flow in diffusion time (exercise 4.1). In "
+                                "flow time dt = -ds, so the field changes sign: -[f - g^2 score / 2]."),
+            (sde_drift, "The factor 1/2 is missing: the probability flow takes half the score term, "
+                        "-[f - (1/2) g^2 score]. The full g^2 score belongs to the reverse SDE."),
+            (-f - 0.5 * g2 * sc, "Only f changed sign: the whole field changes sign, the score term too, "
+                                 "-[f - g^2 score / 2] = -f + g^2 score / 2."),
+            (f + 0.5 * g2 * sc, "Only the score term changed sign: the whole field changes sign, f too."),
+            (-(f - 0.5 * torch.sqrt(g2) * sc), "The score is multiplied by g / 2: square the diffusion "
+                                               "coefficient, g(s)^2 / 2."),
+        ], sign_hint="In flow time the probability flow is -[f - g^2 score / 2] at s = 1 - t.")
+    # independent of the formulas above: N(0, I) data is stationary under VP, so its flow field is zero and
+    # the reverse SDE drift is -beta(s) x / 2 (it then keeps N(0, I) with the noise it injects)
+    sde = S.VPSDE()
+    got = _two_tensors(call(answer, x, t, sde.drift, sde.diffusion, lambda y, _: -y, name="flow_time_drifts"), x,
+                       "data N(0, I) under VP")
+    if got[1].abs().max() > 1e-6:
+        raise CheckFailure("For data N(0, I) the VP SDE never changes p_s (score -x), so the probability flow must "
+                           f"not move anything; your field is as large as {fmt(got[1].abs().max(), 6)}.")
+    return ("Both drifts are evaluated at s = 1 - t and change sign; the reverse SDE keeps the full g^2 score, "
+            "the probability flow half of it.")
+
+
+# ---------------------------------------------------------------- 4.5
+
 class _LinearScore(torch.nn.Module):
     """A small score model with parameters, so the check can see gradients."""
 
@@ -192,9 +287,9 @@ class _LinearScore(torch.nn.Module):
         return x @ self.W.T * (1 + s)[:, None] + self.c
 
 
-@exercise("4.4", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=S.dsm_loss,
+@exercise("4.5", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=S.dsm_loss,
           minutes=15, practises="noise the data with the kernel; regress the score onto -noise / b, weighted by b^2")
-def check_4_4(answer):
+def check_4_5(answer):
     g = torch.Generator().manual_seed(45)
     x_data = torch.randn(64, 2, generator=g, dtype=torch.float64) + 1.0
     s = 0.05 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
