@@ -66,10 +66,10 @@ def _axes_name(fig, ax) -> str:
     return f"axes {fig.axes.index(ax) + 1}" + (f" ({title!r})" if title else "")
 
 
-def figure_texts(fig) -> list[tuple[str, "matplotlib.transforms.Bbox"]]:
+def figure_texts(fig, renderer=None) -> list[tuple[str, "matplotlib.transforms.Bbox"]]:
     """(name, window extent) of every visible text box of a drawn figure: the suptitle and figure
     texts, and per axes its titles, axis labels, tick labels, offset texts and legend (one box)."""
-    renderer = fig.canvas.get_renderer()
+    renderer = renderer or fig._get_renderer()
     out = []
 
     def add(name, artist):
@@ -82,9 +82,9 @@ def figure_texts(fig) -> list[tuple[str, "matplotlib.transforms.Bbox"]]:
             out.append((name, box))
 
     for sub in [fig, *getattr(fig, "subfigs", [])]:
-        add(f"the suptitle {sub._suptitle.get_text()!r}" if sub._suptitle else "", sub._suptitle)
-        for t in sub.texts:
-            add(f"the figure text {t.get_text()!r}", t)
+        special = {id(getattr(sub, f"_sup{k}", None)): f"the sup{k}" for k in ("title", "xlabel", "ylabel")}
+        for t in sub.texts:  # the suptitle and sup-labels are figure texts too
+            add(f"{special.get(id(t), 'the figure text')} {t.get_text()!r}", t)
         for legend in sub.legends:
             add("the figure legend", legend)
     for ax in fig.axes:
@@ -118,8 +118,9 @@ def _in_view(axis, tick) -> bool:
 def text_overlaps(fig, tolerance: float = 1.0) -> list[tuple[str, str]]:
     """Pairs of text boxes of ``fig`` that overlap by more than ``tolerance`` pixels both ways,
     measured with matplotlib's own window extents after drawing the figure."""
-    fig.canvas.draw()
-    boxes = figure_texts(fig)
+    renderer = fig._get_renderer()  # any canvas, also a closed figure's
+    fig.draw(renderer)
+    boxes = figure_texts(fig, renderer)
     found = []
     for i, (name_a, a) in enumerate(boxes):
         for name_b, b in boxes[i + 1:]:

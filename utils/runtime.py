@@ -1,8 +1,10 @@
 """Device, seeds, progress bars and timing: what every notebook sets up (introduced in 00).
 
-A GPU is used when present and never required. Progress bars are shown to
+A GPU is used when present and never required. Progress lines are shown to
 people and silenced when the environment variable ``COURSE_QUIET=1`` is set
-(tests, ``make solutions``), so stored outputs stay clean and comparable.
+(tests, ``make solutions``), so stored outputs stay clean and comparable. They
+are plain text updated in place, so they stay readable after a cell finishes
+and when a saved notebook is reopened.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "progress", "timer", "quiet"]
+__all__ = ["get_device", "seed_everything", "progress", "stages", "Progress", "timer", "quiet"]
 
 
 def get_device() -> torch.device:
@@ -41,13 +43,145 @@ def quiet() -> bool:
     return os.environ.get("COURSE_QUIET", "") not in ("", "0")
 
 
+def _in_kernel() -> bool:
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class _Line:
+    """One line of text that is rewritten in place: a text output updated through a display handle
+    in a Jupyter kernel (plain text: it stays readable after the run and when the saved notebook is
+    reopened, with no widget to lose), else a line on stderr rewritten with a carriage return."""
+
+    def __init__(self, lines: bool = False):
+        self.handle, self.width = None, 0
+        self.kernel = _in_kernel()
+        self.lines = lines  # outside a kernel: one new line per write (overall lines, between inner bars)
+
+    def write(self, text: str, final: bool = False) -> None:
+        if self.kernel:
+            bundle = {"text/plain": text}
+            if self.handle is None:
+                from IPython.display import display
+
+                self.handle = display(bundle, raw=True, display_id=True)
+            else:
+                self.handle.update(bundle, raw=True)
+        else:
+            import sys
+
+            if self.lines:
+                sys.stderr.write(text + "\n")
+            else:
+                sys.stderr.write("\r" + text.ljust(self.width) + ("\n" if final else ""))
+                self.width = len(text)
+            sys.stderr.flush()
+
+
+class Progress:
+    """An iterable with a progress line (see :func:`progress`)."""
+
+    every = 0.2  # seconds between rewrites of the line
+
+    def __init__(self, iterable: Iterable, desc: str = "", total: int | None = None):
+        self.iterable, self.desc = iterable, desc
+        if total is None:
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                total = None
+        self.total = total
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError("this progress has no total")
+        return self.total
+
+    def _text(self, n: int, elapsed: float, item=None, state: str = "") -> str:
+        from tqdm.std import tqdm
+
+        if isinstance(item, str) and self.total:  # an overall line: "model 3 of 6: OT-CFM"
+            head = f"{self.desc} {min(n + 1, self.total)} of {self.total}: {item}" if not state else \
+                f"{self.desc}: {state}"
+            bar = tqdm.format_meter(n, self.total, elapsed, ncols=40, bar_format="|{bar}| [{elapsed}]")
+            return f"{head} {bar}"
+        prefix = self.desc + (f" ({state})" if state and state != "done" else "")
+        return tqdm.format_meter(n, self.total, elapsed, ncols=100, prefix=prefix)
+
+    def __iter__(self):
+        line, start = None, time.monotonic()
+        last, n, item = float("-inf"), 0, None
+        finished = False
+        try:
+            for item in self.iterable:
+                now = time.monotonic()
+                if line is None:
+                    line = _Line(lines=isinstance(item, str) and bool(self.total))
+                if now - last >= self.every or line.lines:
+                    line.write(self._text(n, now - start, item))
+                    last = now
+                yield item
+                n += 1
+            finished = True
+        finally:
+            elapsed = time.monotonic() - start
+            line = line or _Line()
+            if isinstance(item, str) and self.total:
+                state = f"{n} of {self.total} done" if finished else f"stopped in {self.desc} {n + 1}"
+            else:
+                state = "done" if finished else f"stopped at {n}"
+            line.write(self._text(n, elapsed, item, state), final=True)
+
+
 def progress(iterable: Iterable, desc: str = "", total: int | None = None) -> Iterable:
-    """A tqdm progress bar for training loops; the plain iterable when quiet."""
+    """Show progress while iterating; the plain iterable when quiet (``COURSE_QUIET=1``).
+
+    ``for step in progress(range(600), desc="training")`` shows one line,
+    ``training: 45%|████▌     | 270/600 [00:02<00:03, 120.50it/s]``, rewritten in place about five
+    times a second, that stays after the loop ends. In a notebook it is a plain text output, so a
+    saved notebook reopens showing the last state of every bar (no widget, no "model not found").
+    Over names it is an overall line: ``for name in progress(["FM", "I-CFM", "OT-CFM"], desc="model")``
+    shows ``model 2 of 3: I-CFM |███▎      | [00:14]`` above the bars of the loop's body (nest them).
+    """
     if quiet():
         return iterable
-    from tqdm.auto import tqdm
+    return Progress(iterable, desc=desc, total=total)
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+class stages:
+    """An overall line for a cell that runs a few long steps which are not a loop:
+
+        with stages(3, "showdown") as stage:
+            stage("training the score model")   # showdown 1 of 3: training the score model
+            ...
+            stage("sampling")                   # showdown 2 of 3: sampling
+
+    Each step's own progress lines appear below it; at the end it reads ``showdown: 3 of 3 done``.
+    Silent when quiet.
+    """
+
+    def __init__(self, n: int, desc: str = "stage"):
+        self.n, self.desc, self.k = int(n), desc, 0
+        self.start = time.monotonic()
+        self.line = None if quiet() else _Line(lines=True)
+        self.progress = Progress([], desc=desc, total=self.n)
+
+    def __call__(self, label: str) -> None:
+        if self.line is not None:
+            self.line.write(self.progress._text(self.k, time.monotonic() - self.start, label))
+        self.k += 1
+
+    def __enter__(self) -> "stages":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if self.line is not None:
+            done = self.k if exc_type is None else self.k - 1
+            state = f"{done} of {self.n} done" if exc_type is None else f"stopped in {self.desc} {self.k}"
+            self.line.write(self.progress._text(done, time.monotonic() - self.start, "", state), final=True)
 
 
 @contextmanager
