@@ -494,9 +494,11 @@ def w2_floor_spread(target: GaussianMixture, n: int = 500, pairs: int = 6, seed:
                     sde: _SDE | None = None) -> tuple[float, float]:
     """Mean and standard deviation of W2 between an exact n-sample and a stratified exact n-sample.
 
-    This is what a perfect sampler scores in :func:`quality_against_nfe` (whose references are
-    stratified): the mean is the finite-sample floor, the standard deviation the sampling noise
-    of a single W2 measurement. With ``sde`` and ``s``: the same for the marginal at diffusion time s.
+    This is what an exact i.i.d. sampler scores in :func:`quality_against_nfe` (whose references are
+    stratified): the mean is the finite-sample floor (no i.i.d. sampler beats it on average; a
+    stratified sample can), the standard deviation the sampling noise of a single W2 measurement.
+    With ``sde`` and ``s``: the same for the marginal at diffusion time s. Beside it, report the
+    ceiling, :func:`w2_noise_ceiling`.
     """
     from .metrics import w2
 
