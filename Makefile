@@ -90,9 +90,13 @@ solutions: $(STAMP)
 bench: $(DEV_STAMP)
 	$(PY) -m tools.bench
 
-lock: $(DEV_STAMP)
-	$(PIP) --quiet -r requirements.in -r requirements-dev.in
-	$(PY) -m tools.lock
+# Locks are frozen from a fresh environment holding exactly the direct pins and what they need.
+LOCK_VENV := build/lock-venv
+lock:
+	echo "== Locking: a fresh $(LOCK_VENV) with requirements.in and requirements-dev.in, then frozen"
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.in -r requirements-dev.in
+	$(LOCK_VENV)/bin/python tools/lock.py
 
 site: $(DEV_STAMP)
 	$(PY) -m tools.site --out build/site $(if $(SOLUTIONS),--solutions,)
