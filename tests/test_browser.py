@@ -21,9 +21,21 @@ does and looks at what they would see:
    (after the kernel has settled again); a screenshot of the widget after each move,
    the seconds each redraw took, and a full-page screenshot on failure go to
    ``build/browser/`` (git-ignored) for a person to look at;
-4. asserts that no cell shows an error (a traceback, anything on stderr, or
+4. hammers every widget (the "hammer" case): 30 moves of its controls (keys, clicks, drags) with
+   no waiting, then asserts that the image the page shows is not blank, is the kernel widget's last
+   image, and equals a fresh render of the controls' final values, which are also what the page's
+   controls show. The kernel side is asked through a second client on the kernel's connection file
+   (``FigureWidget.instances``; nothing is typed into the notebook);
+5. asserts that no cell shows an error (a traceback, anything on stderr, or
    ipywidgets' "Error displaying widget") and that the page raised no JavaScript error.
    Progress bars are left on (no ``COURSE_QUIET``): the page is what a student sees.
+
+``test_hammer_every_widget_class`` does steps 4 and 5 on a notebook of its own, written for the
+test, that shows one widget of every class with small inputs; it also measures each widget's
+move-to-new-image latency (a key press on a slider until the new image has loaded in the page),
+prints the median and 95th percentile per widget as a benchmark (not an assertion) and writes them
+to ``build/browser/latency.json``. It runs alone in about a minute:
+``pytest tests/test_browser.py -k hammer``.
 
 Which notebooks, which cells (the rule; new notebooks need nothing else): a code
 cell of ``lectures/NN_*.ipynb`` shows a widget when ANY of these holds:
@@ -178,6 +190,7 @@ class Lab:
                    JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]), IPYTHONDIR=str(dirs["ipython"]),
                    JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
         env.pop("COURSE_QUIET", None)  # what a student sees: progress bars and all
+        self.runtime_dir = dirs["runtime"]
         self.env, self.log_path = env, tmp / "jupyterlab.log"
         self._log = open(self.log_path, "ab")
         self._start()
@@ -247,6 +260,31 @@ class Lab:
                 quiet_from, last = None, None
             time.sleep(0.1)
         raise TimeoutError(f"the kernel was still busy after {timeout} s")
+
+    def run_in_kernel(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run code in a notebook's kernel through a second client (its connection file); its output
+        goes to this client only, never to the page. Returns what the code printed."""
+        from jupyter_client import BlockingKernelClient
+
+        kc = BlockingKernelClient(connection_file=str(self.runtime_dir / f"kernel-{kernel_id}.json"))
+        kc.load_connection_file()
+        kc.start_channels()
+        printed, errors = [], []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                errors.append("\n".join(msg["content"]["traceback"]))
+
+        try:
+            kc.wait_for_ready(timeout=timeout)
+            kc.execute_interactive(code, timeout=timeout, output_hook=hook, store_history=False, allow_stdin=False)
+        finally:
+            kc.stop_channels()
+        if errors:
+            raise RuntimeError(f"the kernel raised:\n{errors[0]}")
+        return "".join(printed)
 
     def stop(self) -> None:
         """End the server by its process id (SIGTERM: it shuts its kernels down), then whatever is
@@ -399,16 +437,16 @@ HINTS = {
 }
 
 
-def _wait_new_image(page, img, old_src: str, what: str) -> float:
+def _wait_new_image(page, img, old_src: str, what: str, timeout: float = UPDATE_S) -> float:
     start = time.monotonic()
     handle = img.element_handle()
     try:
         page.wait_for_function(
             "([el, old]) => el.src && el.src !== old && el.complete && el.naturalWidth > 0",
-            arg=[handle, old_src], timeout=UPDATE_S * 1000)
+            arg=[handle, old_src], timeout=timeout * 1000)
     except Exception as err:  # playwright's TimeoutError
         hint = next((h for k, h in HINTS.items() if k in what), "")
-        raise AssertionError(f"{what}: the figure did not change within {UPDATE_S} s{hint}") from err
+        raise AssertionError(f"{what}: the figure did not change within {timeout} s{hint}") from err
     return time.monotonic() - start
 
 
@@ -534,6 +572,8 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
                 raise AssertionError(f"{notebook} cell {index}: no widget rendered; the output shows "
                                      f"{shown[:300]!r}") from err
             timings[where] = _drive_widget(o, widget, where)
+            timings[where]["latency"] = _latency(o, widget, where)
+            _hammer(o, widget, where)
         errors = _errors_shown(page)
         assert not errors, f"{notebook}: cells show errors after moving the widgets:\n" + "\n---\n".join(errors)
         assert not o.js_errors, f"{notebook}: the page raised JavaScript errors: {o.js_errors}"
@@ -544,4 +584,226 @@ def test_widgets_work_in_jupyterlab(ran, notebook):
         print(f"{notebook}: {json.dumps(summary)}")
     except BaseException:
         page.screenshot(path=str(SHOTS / f"{stem}-failure.png"), full_page=True)
+        raise
+
+
+# ----------------------------------------------------------------- the hammer: fast moves, no waiting
+HAMMER_MOVES = 30
+LATENCY_MOVES = 12
+LATENCY: dict[str, dict] = {}
+
+KERNEL_STATE = """
+import hashlib as _h, json as _j
+import ipywidgets as _W
+from utils.widgets import FigureWidget as _FW
+
+def _readout(c):
+    if isinstance(c, (_W.ToggleButtons, _W.SelectionSlider, _W.Dropdown)):
+        return str(c.label)
+    if isinstance(c, _W.Checkbox):
+        return str(bool(c.value))
+    if isinstance(c, _W.FloatSlider):  # the page rounds halves up, Python to even: compare the number
+        return [c.value, int(c.readout_format.strip(".f") or 2)]
+    return str(c.value)
+
+_out = []
+for _w in list(_FW.instances):
+    if _w._closed:
+        continue
+    _done = _w.wait(60)
+    _img = bytes(_w.image.value)
+    _out.append({"type": type(_w).__name__, "done": _done, "image": _h.sha256(_img).hexdigest(),
+                 "fresh": _h.sha256(_w.fresh_png()).hexdigest(), "readouts": [_readout(c) for c in _w.controls],
+                 "error": repr(_w.error) if _w.error else None, "renders": _w.renders})
+print(_j.dumps(_out))
+"""
+
+PAGE_IMAGE_JS = """async (el) => {
+    const blob = await (await fetch(el.src)).blob();
+    return await new Promise(ok => { const r = new FileReader(); r.onload = () => ok(r.result); r.readAsDataURL(blob); });
+}"""
+
+PAGE_READOUTS_JS = """(box) => [...box.children].map(c => {
+    if (c.classList.contains('widget-toggle-buttons')) {
+        const on = c.querySelector('button.mod-active'); return on ? on.textContent.trim() : '';
+    }
+    if (c.classList.contains('widget-checkbox')) return String(c.querySelector('input').checked ? 'True' : 'False');
+    const r = c.querySelector('.widget-readout'); return r ? r.textContent.trim() : '';
+})"""
+
+
+def _page_image(img) -> bytes:
+    import base64
+
+    data_url = img.evaluate(PAGE_IMAGE_JS)
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+def _not_blank(png: bytes) -> bool:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    return a.std() > 10 and (a < 200).mean() > 0.02
+
+
+def _hammer_actions(page, widget, rng):
+    """Every control of the widget, with the ways a student moves it."""
+    actions = []
+    for slider in widget.locator(".widget-slider").all():
+        keyboard, mouse = _slider_moves(page, slider)
+        handle = slider.locator(".noUi-handle").first
+
+        def key(handle=handle):
+            handle.focus()
+            page.keyboard.press(["ArrowRight", "ArrowLeft"][int(rng.integers(2))])
+
+        actions += [key, key, key, mouse]
+    for group in widget.locator(".widget-toggle-buttons").all():
+        actions.append(lambda group=group: group.locator("button:not(.mod-active)").first.click())
+    for box in widget.locator(".widget-checkbox input").all():
+        actions.append(lambda box=box: box.click())
+    return actions
+
+
+def _kernel_widgets(o: Opened) -> list[dict]:
+    return json.loads(o.lab.run_in_kernel(o.kernel, KERNEL_STATE).strip().splitlines()[-1])
+
+
+def _hammer(o: Opened, widget, where: str) -> None:
+    """30 moves with no waiting; then the page's image must be the kernel's last image and a fresh render
+    of the final values, not blank, and the page's controls must show those values."""
+    import hashlib
+
+    import numpy as np
+
+    page, img = o.page, widget.locator("img").first
+    rng = np.random.default_rng(sum(map(ord, where)))
+    actions = _hammer_actions(page, widget, rng)
+    since = o.lab.api(f"/api/kernels/{o.kernel}")["last_activity"]
+    for k in range(HAMMER_MOVES):
+        actions[int(rng.integers(len(actions)))]()
+    o.lab.wait_finished(o.kernel, since, timeout=UPDATE_S * 3, quiet=MOVE_QUIET_S)  # every move received
+    deadline, shown, state = time.monotonic() + UPDATE_S, None, []
+    while time.monotonic() < deadline:
+        state = _kernel_widgets(o)  # waits for the redraws in the kernel
+        shown = hashlib.sha256(_page_image(img)).hexdigest()
+        if any(w["image"] == shown for w in state):
+            break
+        page.wait_for_timeout(200)
+    widget.screenshot(path=str(SHOTS / f"{where}-hammer.png"))
+    match = [w for w in state if w["image"] == shown]
+    assert match, f"{where}: after {HAMMER_MOVES} fast moves the page shows no kernel widget's last image"
+    w = match[0]
+    assert w["done"] and w["error"] is None, f"{where}: {w}"
+    assert w["fresh"] == w["image"], f"{where}: the final image is not a fresh render of the final values {w}"
+    assert _not_blank(_page_image(img)), f"{where}: the final image is blank"
+    readouts = widget.locator(".widget-hbox").first.evaluate(PAGE_READOUTS_JS)
+    assert len(readouts) == len(w["readouts"]) and all(
+        abs(float(shown) - want[0]) <= 0.5 * 10 ** -want[1] + 1e-9 if isinstance(want, list) else shown == want
+        for shown, want in zip(readouts, w["readouts"])), \
+        f"{where}: the page's controls show {readouts}, the kernel has {w['readouts']}"
+
+
+def _latency(o: Opened, widget, where: str) -> dict:
+    """Seconds from a key press on a slider to the new image loaded in the page, for each slider in turn."""
+    page, img = o.page, widget.locator("img").first
+    sliders = widget.locator(".widget-slider").all()
+    seconds = []
+    for k in range(LATENCY_MOVES):
+        handle = sliders[k % len(sliders)].locator(".noUi-handle").first
+        for _ in range(8):  # a step can leave the figure as it was (a time between two stored frames): press on
+            lo, hi, now = (float(handle.get_attribute(f"aria-value{a}")) for a in ("min", "max", "now"))
+            key = "ArrowLeft" if now >= hi or ((k // len(sliders)) % 2 and now > lo) else "ArrowRight"
+            old = img.get_attribute("src") or ""
+            handle.focus()
+            page.keyboard.press(key)
+            try:
+                seconds.append(_wait_new_image(page, img, old, f"{where} latency", timeout=2.0))
+                break
+            except AssertionError:
+                continue
+        page.wait_for_timeout(150)
+    seconds.sort()
+    result = {"moves": len(seconds), "median_ms": round(1000 * seconds[len(seconds) // 2]),
+              "p95_ms": round(1000 * seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))]),
+              "max_ms": round(1000 * seconds[-1])}
+    LATENCY[where] = result
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "latency.json").write_text(json.dumps(LATENCY, indent=1) + "\n")
+    return result
+
+
+HAMMER_CELLS = [
+    "import math\nimport torch\nfrom utils.sde import VPSDE, eight_gaussians_mixture\n"
+    "from utils.widgets import PathExplorer, PushForwardWidget, SDEvsODEWidget, VectorFieldExplorer",
+    "PushForwardWidget()",
+    "VectorFieldExplorer(lambda x, t: torch.stack([-x[:, 1], x[:, 0]], 1) - 0.3 * x, lim=3.0, title='spiral')",
+    "VectorFieldExplorer(lambda x, t: -x, title='contraction',  # x_t = x_0 e^{-t}: N(0, e^{-2t} I)\n"
+    "                    density=lambda x, t: -0.5 * (x**2).sum(1) * torch.exp(2 * t) + 2 * t - math.log(2 * math.pi))",
+    "vp, target = VPSDE(), eight_gaussians_mixture()\n"
+    "SDEvsODEWidget(vp, target.score_fn(vp), log_prob=target.log_prob_fn(vp), n=200, seed=0)",
+    "PathExplorer()",
+]
+
+
+HAMMER_NAMES = [None, "PushForwardWidget", "VectorFieldExplorer-one-panel", "VectorFieldExplorer-density",
+                "SDEvsODEWidget", "PathExplorer"]
+
+
+@pytest.fixture(scope="module")
+def hammer_page(lab, browser):
+    """A notebook of one widget of every class, opened and run in its own page."""
+    lab.wait_ready()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    name = "hammer.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in HAMMER_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / name)
+    o = Opened(name, browser.new_page(viewport={"width": 1400, "height": 1000}), lab)
+    try:
+        o.page.goto(f"{lab.url}/lab/workspaces/hammer/tree/{name}?token={lab.token}&reset", wait_until="commit")
+        o.page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        o.kernel = lab.kernel_of(name)
+        o.since = lab.api(f"/api/kernels/{o.kernel}")["last_activity"]
+        o.start = time.monotonic()
+        o.page.locator(".lm-MenuBar-item", has_text="Run").click()
+        o.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        lab.wait_finished(o.kernel, o.since)
+        o.page.wait_for_function(RAN_ALL_JS, timeout=RUN_ALL_S * 1000)
+        o.run_s = time.monotonic() - o.start
+    except Exception as err:
+        o.failure = err
+    try:
+        yield o
+    finally:
+        o.page.close()
+
+
+def test_hammer_every_widget_class(hammer_page):
+    o = hammer_page
+    page = o.page
+    try:
+        if o.failure is not None:
+            raise o.failure
+        errors = _errors_shown(page)
+        assert not errors, "the hammer notebook shows errors:\n" + "\n---\n".join(errors)
+        report = {}
+        for index in range(1, len(HAMMER_CELLS)):
+            widget = _cell(page, index).locator(".jp-OutputArea-output .widget-vbox").first
+            widget.wait_for(state="visible", timeout=UPDATE_S * 1000)
+            widget.scroll_into_view_if_needed()
+            where = f"hammer-cell{index:02d}-{HAMMER_NAMES[index]}"
+            report[where] = _latency(o, widget, where)
+            _hammer(o, widget, where)
+        errors = _errors_shown(page)
+        assert not errors, "cells show errors after the hammer:\n" + "\n---\n".join(errors)
+        assert not o.js_errors, f"the page raised JavaScript errors: {o.js_errors}"
+        print("move-to-new-image latency (benchmark; target on an idle machine: median <= 300 ms, p95 <= 700 ms):")
+        for where, r in report.items():
+            print(f"  {where:45s} median {r['median_ms']:5d} ms   p95 {r['p95_ms']:5d} ms   ({r['moves']} moves)")
+    except BaseException:
+        page.screenshot(path=str(SHOTS / "hammer-failure.png"), full_page=True)
         raise

@@ -113,6 +113,7 @@ class FigureWidget(W.VBox):
     """
 
     scale = 2.0
+    instances: "weakref.WeakSet[FigureWidget]" = weakref.WeakSet()  # every widget made (the browser test)
 
     def __init__(self, controls: Sequence[W.Widget], figsize=(9, 3.6), ncols: int = 2, dpi: int = 80,
                  background: bool | None = None):
@@ -138,6 +139,7 @@ class FigureWidget(W.VBox):
         for c in self.controls:
             c.observe(self._on_change, names="value")
         super().__init__([W.HBox(self.controls, layout=W.Layout(flex_flow="row wrap")), self.image, self.message])
+        FigureWidget.instances.add(self)
 
     # ------------------------------------------------------------------ what subclasses write
     def build(self) -> None:  # pragma: no cover - subclasses build
