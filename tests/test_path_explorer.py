@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from utils.explorer import field_on_grid
-from utils.path_explorer import PathExplorer
+from utils.widgets import field_on_grid
+from utils.widgets import PathExplorer
 from utils.paths import OTPath, VPPath
 
 

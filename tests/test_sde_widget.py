@@ -7,7 +7,7 @@ import torch
 
 from utils.errors import InputError
 from utils.sde import VPSDE, eight_gaussians_mixture, sample_probability_flow, sample_reverse_sde
-from utils.sde_widget import SDEvsODEWidget
+from utils.widgets import SDEvsODEWidget
 
 
 @pytest.fixture(scope="module")

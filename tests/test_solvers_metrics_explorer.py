@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import linprog
 
 from utils.errors import InputError
-from utils.explorer import VectorFieldExplorer, field_on_grid
+from utils.widgets import VectorFieldExplorer, field_on_grid
 from utils.metrics import w2
 from utils.solvers import solve_ode
 
