@@ -712,6 +712,8 @@ def _latency(o: Opened, widget, where: str) -> dict:
     page, img = o.page, widget.locator("img").first
     sliders = widget.locator(".widget-slider").all()
     seconds = []
+    if not sliders:  # nothing to press a key on
+        return {}
     for k in range(LATENCY_MOVES):
         handle = sliders[k % len(sliders)].locator(".noUi-handle").first
         for _ in range(8):  # a step can leave the figure as it was (a time between two stored frames): press on
@@ -727,6 +729,7 @@ def _latency(o: Opened, widget, where: str) -> dict:
                 continue
         page.wait_for_timeout(150)
     seconds.sort()
+    assert seconds, f"{where}: no key press on a slider changed the image"
     result = {"moves": len(seconds), "median_ms": round(1000 * seconds[len(seconds) // 2]),
               "p95_ms": round(1000 * seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))]),
               "max_ms": round(1000 * seconds[-1])}

@@ -187,7 +187,10 @@ def test_concurrent_moves_from_several_threads_end_with_the_final_state(case):
     assert bytes(w.image.value) == w.fresh_png(), f"{name}: the final image is not the final state's"
 
 
-def test_a_failing_draw_is_shown_and_the_widget_recovers():
+@pytest.mark.parametrize("blit", [True, False])
+def test_a_failing_draw_is_shown_and_the_widget_recovers(blit):
+    """A setting that cannot be drawn says so under the figure; the next good one is drawn. Both drawing
+    modes: live artists blitted on a background, and (nothing declared live) a full draw each time."""
     class Fragile(FigureWidget):
         def __init__(self):
             import ipywidgets as W
@@ -196,7 +199,8 @@ def test_a_failing_draw_is_shown_and_the_widget_recovers():
 
         def build(self):
             (self.line,) = self.axes[0].plot([0, 1], [0, 0])
-            self.live = [self.line]
+            self.axes[0].set(xlim=(0, 1), ylim=(0, 3), title="fragile")
+            self.live = [self.line] if blit else []
 
         def update(self):
             if self.k.value == 2:
@@ -204,6 +208,9 @@ def test_a_failing_draw_is_shown_and_the_widget_recovers():
             self.line.set_ydata([0, self.k.value])
 
     w = Fragile()
+    first = bytes(w.image.value)
+    w.k.value = 1
+    assert bytes(w.image.value) != first and bytes(w.image.value) == w.fresh_png()
     w.k.value = 2
     assert "no figure for k = 2" in w.message.value and isinstance(w.error, ValueError)
     w.k.value = 3

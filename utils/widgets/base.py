@@ -169,7 +169,9 @@ class FigureWidget(W.VBox):
                 self.fig.set_layout_engine("none")
                 for ax, position in zip(self.fig.axes, self._positions, strict=True):
                     ax.set_position(position)
-            if not self.live:
+                if not self.live:
+                    self.canvas.draw()
+            if not self.live:  # nothing declared live: every redraw is a full draw
                 return png_of_canvas(self.canvas)
             # hide the live artists and draw the rest once; a hidden title would be moved by the
             # axes' title placement (it measures hidden text as empty), so texts keep their place
