@@ -54,7 +54,8 @@ def test_a_tidy_figure_passes():
 
 
 NOTEBOOK = [
-    "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport utils",
+    # utils first: the inline backend then configures itself, dropping per-type printers of figures
+    "import utils\n%matplotlib inline\nimport matplotlib.pyplot as plt",
     # shown by plt.show() inside the cell: closed before the cell's post-execute flush
     "fig, (a, b) = plt.subplots(1, 2, figsize=(4, 2))\na.set_title('a title far too long for its half of the figure')\n"
     "b.set_title('second')\nplt.show()",
@@ -101,8 +102,6 @@ def test_every_way_a_figure_is_shown_is_checked_in_a_kernel(executed):
         errors = _errors(cells[k])
         assert errors and errors[0].ename == "FigureTextOverlap", (k, cells[k].outputs)
         assert "overlaps" in errors[0].evalue
-        assert any(o.output_type == "display_data" and "image/png" in o.data for o in cells[k].outputs) or k == 3, \
-            "the figure is still shown"
     assert "the title 'a title far too long for its half of the figure' of axes 1" in _errors(cells[1])[0].evalue
     assert "x tick label '0'" in _errors(cells[2])[0].evalue
     assert not _errors(cells[4]) and any("image/png" in o.get("data", {}) for o in cells[4].outputs)

@@ -141,18 +141,20 @@ def check_text_overlap(fig, name: str = "the figure", tolerance: float = 1.0) ->
 
 
 CHECK_FIGURES_ENV = "COURSE_CHECK_FIGURES"
+CHECK_MIME = "application/x-course-figure-text-check"
 
 
 def install_figure_check(shell=None) -> bool:
     """Check every figure a notebook shows for overlapping text (when ``COURSE_CHECK_FIGURES=1``).
 
-    Installed by ``import utils`` in an IPython kernel (``utils.runtime``). The check is a
-    ``text/plain`` printer for matplotlib figures: every way a figure reaches the page (``plt.show()``,
-    the inline backend's flush after the cell, a figure as the cell's value, ``display(fig)``) asks
-    the formatters for the figure's text form first, before the PNG, so the check sees the figure
-    while it is still open. (A ``post_execute`` hook would miss figures that ``plt.show()`` inside
-    the cell already showed and closed.) An overlap shows as an error output naming the texts:
-    nbval then fails the cell. Returns True when installed.
+    Installed by ``import utils`` in an IPython kernel (``utils.runtime``). The check is one more
+    display formatter: every way a figure reaches the page (``plt.show()``, the inline backend's flush
+    after the cell, a figure as the cell's value, ``display(fig)``) runs the display formatters on
+    the figure while it is still open. (A ``post_execute`` hook would miss figures that ``plt.show()``
+    inside the cell already showed and closed; a printer registered by type would be dropped when
+    the inline backend configures itself, which removes every formatter's entry for ``Figure``.)
+    An overlap raises :class:`FigureTextOverlap` naming the texts: the cell shows the error, and
+    nbval fails it. Returns True when installed.
     """
     if shell is None:
         try:
@@ -162,15 +164,21 @@ def install_figure_check(shell=None) -> bool:
         shell = get_ipython()
     if shell is None:
         return False
+    from IPython.core.formatters import BaseFormatter
     from matplotlib.figure import Figure
+    from traitlets import Unicode
 
-    plain = shell.display_formatter.formatters["text/plain"]
+    class FigureTextCheck(BaseFormatter):
+        """Produces no output: raises FigureTextOverlap for a figure whose texts overlap."""
 
-    def checked_repr(fig, p, cycle):
-        check_text_overlap(fig, name=f"this figure ({fig.get_suptitle() or _first_title(fig)!r})")
-        p.text(repr(fig))
+        format_type = Unicode(CHECK_MIME)
 
-    plain.for_type(Figure, checked_repr)
+        def __call__(self, obj):
+            if isinstance(obj, Figure):
+                check_text_overlap(obj, name=f"this figure ({obj.get_suptitle() or _first_title(obj)!r})")
+            return None
+
+    shell.display_formatter.formatters[CHECK_MIME] = FigureTextCheck(parent=shell.display_formatter)
     return True
 
 
