@@ -1,6 +1,7 @@
 """2D toy data, generated on the fly with a seed (no downloads). Used from notebook 00 on.
 
-Every sampler returns a float32 tensor of shape (n, 2) and takes a
+Every sampler returns a tensor of shape (n, 2) in torch's default dtype (float32,
+or float64 in the notebooks that train, see notebook 02) and takes a
 ``torch.Generator`` or an integer seed, so the same call gives the same points.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ def moons(n: int, seed: int | torch.Generator | None = 0, noise: float = 0.05) -
     x = torch.where(upper, torch.cos(theta), 1 - torch.cos(theta))
     y = torch.where(upper, torch.sin(theta), 0.5 - torch.sin(theta))
     pts = torch.stack([x, y], 1) + noise * torch.randn(n, 2, generator=g)
-    return ((pts - torch.tensor([0.5, 0.25])) * torch.tensor([1.2, 2.0])).float()
+    return ((pts - torch.tensor([0.5, 0.25])) * torch.tensor([1.2, 2.0])).to(torch.get_default_dtype())
 
 
 def eight_gaussians(n: int, seed: int | torch.Generator | None = 0, radius: float = 2.0,
@@ -46,7 +47,7 @@ def eight_gaussians(n: int, seed: int | torch.Generator | None = 0, radius: floa
     k = torch.randint(0, 8, (n,), generator=g)
     angle = 2 * math.pi * k / 8
     centres = radius * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
-    return (centres + std * torch.randn(n, 2, generator=g)).float()
+    return (centres + std * torch.randn(n, 2, generator=g)).to(torch.get_default_dtype())
 
 
 def checkerboard(n: int, seed: int | torch.Generator | None = 0) -> torch.Tensor:
@@ -55,8 +56,8 @@ def checkerboard(n: int, seed: int | torch.Generator | None = 0) -> torch.Tensor
     _check_n(n)
     x1 = 4 * torch.rand(n, generator=g) - 2
     col = torch.floor(x1).long() % 2
-    x2 = torch.rand(n, generator=g) + 2 * torch.randint(0, 2, (n,), generator=g) - 2 + col.float()
-    return torch.stack([x1, x2], 1).float()
+    x2 = torch.rand(n, generator=g) + 2 * torch.randint(0, 2, (n,), generator=g) - 2 + col.to(x1.dtype)
+    return torch.stack([x1, x2], 1).to(torch.get_default_dtype())
 
 
 SAMPLERS = {"moons": moons, "8gaussians": eight_gaussians, "checkerboard": checkerboard}

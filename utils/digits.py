@@ -36,7 +36,7 @@ TEST_SIZE, SPLIT_SEED = 360, 0
 
 @dataclass(frozen=True)
 class DigitsData:
-    """Digits as float32 tensors in [-1, 1] of shape (n, 64) and int64 labels of shape (n,)."""
+    """Digits as tensors in [-1, 1] of shape (n, 64), in torch's default dtype, and int64 labels of shape (n,)."""
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -45,7 +45,7 @@ class DigitsData:
 
 def to_unit_range(pixels) -> torch.Tensor:
     """Pixel values 0..16 -> [-1, 1]: x = pixels / 8 - 1."""
-    return torch.as_tensor(np.asarray(pixels, dtype=np.float32)) / 8.0 - 1.0
+    return torch.as_tensor(np.asarray(pixels, dtype=np.float64), dtype=torch.get_default_dtype()) / 8.0 - 1.0
 
 
 @lru_cache(maxsize=1)

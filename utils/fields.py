@@ -94,10 +94,10 @@ def mixture_marginal_velocity(x: torch.Tensor, target, t, path: GaussianPath) ->
 # ---------------------------------------------------------------- data on a circle, exactly
 
 def ring_sample(n: int, radius: float = 1.5, generator: torch.Generator | None = None,
-                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """n points uniform on the circle of the given radius (n, 2)."""
     theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
-    return (radius * torch.stack([theta.cos(), theta.sin()], 1)).to(dtype)
+    return (radius * torch.stack([theta.cos(), theta.sin()], 1)).to(dtype or torch.get_default_dtype())
 
 
 def _ring_terms(x, t, path, radius):

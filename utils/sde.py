@@ -118,7 +118,7 @@ class _SDE:
         return a[:, None] * x_data + b[:, None] * noise
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                     dtype: torch.dtype | None = None) -> torch.Tensor:
         """Samples of the prior N(0, prior_std^2 I) that the samplers start from (flow time 0)."""
         return self.prior_std * torch.randn(n, 2, generator=generator, dtype=dtype)
 
@@ -244,13 +244,14 @@ class GaussianMixture:
             raise InputError("stds must be positive and weights non-negative with a positive sum.")
 
     def sample(self, n: int, generator: torch.Generator | int | None = None, s=0.0, sde: _SDE | None = None,
-               dtype: torch.dtype = torch.float32, stratified: bool = False) -> torch.Tensor:
+               dtype: torch.dtype | None = None, stratified: bool = False) -> torch.Tensor:
         """n samples of the target (s = 0) or of its exact marginal at diffusion time s under ``sde``.
 
         ``stratified``: each component gets exactly its share n w_k of the points (largest remainders),
         instead of a multinomial count. A stratified *reference* halves the sampling noise of W2 on
         multimodal targets, since only the sample being judged then has random mode counts.
         """
+        dtype = dtype or torch.get_default_dtype()
         if isinstance(generator, int) or generator is None:
             generator = torch.Generator().manual_seed(0 if generator is None else generator)
         w = self.weights / self.weights.sum()
@@ -443,15 +444,16 @@ class ScoreModel(nn.Module):
 
 def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int = 1500, batch_size: int = 512,
                       lr: float = 3e-3, model: ScoreModel | None = None, seed: int = 0,
-                      s_min: float = 1e-3, dtype: torch.dtype = torch.float32) -> tuple[ScoreModel, list[float]]:
+                      s_min: float = 1e-3, dtype: torch.dtype | None = None) -> tuple[ScoreModel, list[float]]:
     """Train a :class:`ScoreModel` (a TimeMLP 3x64) by denoising score matching; return it and the losses.
 
     ``data`` is a tensor (n, 2) of training points (batches are drawn from it) or a sampler
     ``data(batch_size, generator)``. Times s ~ U(s_min, 1). Adam with a cosine-decayed learning
     rate. Runs on the CPU in seconds for 2D data; the model is left in eval mode.
-    ``dtype``: torch.float64 trains in double precision (slower, but its results no longer depend at
+    ``dtype`` (default: torch's default dtype): torch.float64 trains in double precision (slower, but its results no longer depend at
     printed precision on which SIMD kernels the CPU picks; notebook 04 uses it).
     """
+    dtype = dtype or torch.get_default_dtype()
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if isinstance(data, torch.Tensor):
@@ -464,7 +466,7 @@ def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int =
         raise InputError(f"`data` must be a tensor (n, 2) or a sampler data(n, generator), got {type(data).__name__}.")
     if model is None:
         model = ScoreModel(sde, s_min=s_min).to(dtype)
-        if dtype != torch.float32:  # initialise in the working precision: float32 random fills differ by CPU kernel
+        if dtype != torch.get_default_dtype():  # initialise in the working precision: float32 fills differ by CPU kernel
             torch.manual_seed(seed)
             for layer in model.modules():
                 if isinstance(layer, nn.Linear):
@@ -512,8 +514,9 @@ def _clouds(sde: _SDE, target: GaussianMixture, n: int, repeats: int, seed: int,
     """The shared set-up of :func:`quality_against_nfe` and :func:`w2_noise_ceiling`: noise x0, references, W2."""
     from .metrics import w2
 
+    dtype = dtype or torch.get_default_dtype()
     g = torch.Generator().manual_seed(seed)
-    x0 = sde.prior_sample(n * repeats, g).to(dtype)  # drawn in float32 whatever dtype: one x0 for every dtype
+    x0 = sde.prior_sample(n * repeats, g).to(dtype)  # drawn in the default dtype whatever dtype: one x0 for every dtype
     refs = [target.sample(n, seed + 101 + r, stratified=True, dtype=dtype) for r in range(repeats)]
 
     def quality(x):
@@ -523,7 +526,7 @@ def _clouds(sde: _SDE, target: GaussianMixture, n: int, repeats: int, seed: int,
 
 
 def w2_noise_ceiling(sde: _SDE, target: GaussianMixture, n: int = 500, repeats: int = 2, seed: int = 0,
-                     dtype: torch.dtype = torch.float32) -> float:
+                     dtype: torch.dtype | None = None) -> float:
     """What doing nothing scores: W2 of the untouched noise x0 of :func:`quality_against_nfe` (same n, repeats,
     seed) against the same references. A sampler no better than this has not produced samples at all."""
     x0, quality = _clouds(sde, target, n, repeats, seed, dtype)
@@ -532,7 +535,7 @@ def w2_noise_ceiling(sde: _SDE, target: GaussianMixture, n: int = 500, repeats: 
 
 def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_steps=(1, 10, 100, 1000),
                         ode=(("euler", 10), ("rk4", 5), ("dopri5", 1e-3)), n: int = 500, repeats: int = 2,
-                        seed: int = 0, dtype: torch.dtype = torch.float32, desc: str = "sampler runs") -> list[dict]:
+                        seed: int = 0, dtype: torch.dtype | None = None, desc: str = "sampler runs") -> list[dict]:
     """W2 between samples and the target for the reverse SDE and the probability flow ODE.
 
     Every run starts from the same noise: ``repeats`` independent clouds of ``n`` points, sampled
