@@ -41,8 +41,10 @@ def claim(condition, text: str) -> None:
     except Exception as exc:  # e.g. a tensor with several elements
         raise TypeError(f"claim({text!r}): the condition must be a single truth value ({exc}).") from None
     if not ok:
-        raise ClaimError(f"the numbers just computed no longer support: \"{text}\". "
-                         "Re-read the output above and correct the text (or the experiment).")
+        raise ClaimError(f"the numbers just computed no longer support: \"{text}\". The course's own run "
+                         "did; if code above is yours (your answers draw other random numbers), your run may "
+                         "legitimately differ: compare it with the reference numbers. Maintainers: correct the "
+                         "text or the experiment.")
     print(f"✔ {text}")  # returns None, so a cell that ends with a claim shows only the tick
 
 
