@@ -38,6 +38,23 @@ def test_split_is_fixed_and_copies(data):
     assert not torch.equal(digits.load_digits_split().x_train, again.x_train)
 
 
+def test_split_follows_the_default_dtype_of_each_call(data):
+    # notebook 07 trains in float64: the split must come in the dtype set when it is asked for,
+    # even after an earlier call in another dtype was cached
+    before = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        d64 = digits.load_digits_split()
+        torch.set_default_dtype(torch.float32)
+        d32 = digits.load_digits_split()
+    finally:
+        torch.set_default_dtype(before)
+    assert d64.x_train.dtype == d64.x_test.dtype == torch.float64
+    assert d32.x_train.dtype == d32.x_test.dtype == torch.float32
+    # pixels are multiples of 1/8: both dtypes hold them exactly
+    assert torch.equal(d64.x_train, d32.x_train.double()) and torch.equal(d64.y_test, d32.y_test)
+
+
 def test_split_matches_sklearn_pixels(data):
     from sklearn.datasets import load_digits
 

@@ -1,6 +1,8 @@
 """utils.guidance and models.ConditionalMLP: label dropout, the guided field, the sampler, training."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -80,6 +82,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_train_guided_in_float64_stays_off_mps(one_thread, monkeypatch):
+    # notebook 07 trains in float64; Apple's MPS has none, so train_guided must fall back to the CPU there
+    monkeypatch.setattr(guidance, "get_device", lambda: torch.device("mps"))
+    before = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        y = torch.arange(40) % 2
+        x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+        model, losses = guidance.train_guided(x, y, num_steps=3, batch_size=8, hidden=8)
+    finally:
+        torch.set_default_dtype(before)
+    p = next(model.parameters())
+    assert p.dtype == torch.float64 and p.device.type == "cpu" and x.dtype == torch.float64
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
 
 
 def test_train_guided_is_reproducible_and_learns(one_thread):

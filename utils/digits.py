@@ -48,8 +48,8 @@ def to_unit_range(pixels) -> torch.Tensor:
     return torch.as_tensor(np.asarray(pixels, dtype=np.float64), dtype=torch.get_default_dtype()) / 8.0 - 1.0
 
 
-@lru_cache(maxsize=1)
-def _split() -> DigitsData:
+@lru_cache(maxsize=4)
+def _split(dtype: torch.dtype) -> DigitsData:  # keyed by dtype: a later set_default_dtype gets its own copy
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -57,15 +57,17 @@ def _split() -> DigitsData:
     p_tr, p_te, y_tr, y_te = train_test_split(pixels, labels, test_size=TEST_SIZE, random_state=SPLIT_SEED,
                                               stratify=labels)
     as_long = lambda y: torch.as_tensor(np.asarray(y), dtype=torch.int64)  # noqa: E731
-    return DigitsData(to_unit_range(p_tr), as_long(y_tr), to_unit_range(p_te), as_long(y_te))
+    as_x = lambda p: to_unit_range(p).to(dtype)  # noqa: E731
+    return DigitsData(as_x(p_tr), as_long(y_tr), as_x(p_te), as_long(y_te))
 
 
 def load_digits_split() -> DigitsData:
-    """The fixed split: 1437 training and 360 held-out digits (stratified, seed 0), in [-1, 1].
+    """The fixed split: 1437 training and 360 held-out digits (stratified, seed 0), in [-1, 1],
+    in torch's default dtype at the time of the call.
 
     Returns fresh copies, so changing them in place does not change later calls.
     """
-    d = _split()
+    d = _split(torch.get_default_dtype())
     return DigitsData(d.x_train.clone(), d.y_train.clone(), d.x_test.clone(), d.y_test.clone())
 
 

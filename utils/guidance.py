@@ -83,10 +83,14 @@ def train_guided(x_train: torch.Tensor, y_train: torch.Tensor, num_steps: int = 
     """The training loop of notebook 07: OT path, label dropout, Adam with a cosine learning rate.
 
     Random numbers are drawn on the CPU from one generator, so a GPU sees the same batches.
+    The model is built in torch's default dtype (float64 in notebook 07). Without ``device``:
+    ``get_device()``, except Apple's MPS when the default dtype is float64 (MPS has none): the CPU.
     Returns the model (in eval mode, on ``device``) and the loss of every step.
     """
     check_points(x_train, "x_train")
     device = device or get_device()
+    if device.type == "mps" and torch.get_default_dtype() == torch.float64:
+        device = torch.device("cpu")  # MPS has no float64
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     num_classes = int(y_train.max()) + 1
