@@ -105,7 +105,7 @@ def test_default_site_contains_no_solution_code(built):
     # what the student sees instead: the stub, and the hint
     page = texts["01_change_of_variables.html (text)"]
     assert "# YOUR CODE HERE" in page and "raise NotImplementedError()" in page
-    assert "Hint" in page
+    assert "Hint" in page and "The code of this hint is in the course" in page  # its second level left out
 
 
 def test_instructor_copy_shows_every_solution_folded(built_solutions):

@@ -14,7 +14,8 @@ What it does:
    EXERCISES.md and INSTRUCTORS.md; and the notebooks of ``solutions/`` in order, with their
    stored outputs (never executed). By default each notebook is what a student sees: the
    solution blocks are replaced by the stub (``tools.lectures.make_lecture``, the one set of
-   rules), the outputs are those of the reference run. With ``--solutions`` (instructor's copy)
+   rules), the outputs are those of the reference run; a hint keeps its first level (the idea, the
+   API) and loses its nested "Show code", which holds the answer's lines. With ``--solutions`` (instructor's copy)
    each answer cell keeps its solution, folded under "show solution";
 2. links: "notebook 03" in prose becomes a link to notebook 03's page; links to
    ``solutions/``/``lectures/`` notebooks, README.md, EXERCISES.md and INSTRUCTORS.md point to the
@@ -129,6 +130,15 @@ def _mentions_outside_headings(chunk: str, mention) -> str:
     return "\n".join(line if line.lstrip().startswith("#") else _MENTION.sub(mention, line) for line in lines)
 
 
+_CODE_HINT = re.compile(r"<details>\s*<summary>\s*Show code\s*</summary>.*?</details>", re.S | re.I)
+CODE_HINT_NOTE = "*The code of this hint is in the course's notebooks (`lectures/`, `make lab`), not on this site.*"
+
+
+def hide_code_hints(text: str) -> str:
+    """Drop a hint's second level (the nested "Show code", which holds the answer's lines)."""
+    return _CODE_HINT.sub("\n" + CODE_HINT_NOTE + "\n", text)
+
+
 def markdown_for_site(text: str, stems: dict[str, str], current: str = "") -> str:
     return link_mentions(rewrite_links(text, stems), stems, current)
 
@@ -191,7 +201,7 @@ def site_notebook(nb: nbformat.NotebookNode, stem: str, stems: dict[str, str], s
     page.metadata.pop("widgets", None)
     for i, cell in enumerate(page.cells):
         if cell.cell_type == "markdown":
-            cell.source = markdown_for_site(cell.source, stems, stem)
+            cell.source = markdown_for_site(cell.source if solutions else hide_code_hints(cell.source), stems, stem)
         elif (stem, i) in animations:
             cell.outputs = [_widget_output(animations[(stem, i)], stem)]
         elif cell.cell_type == "code":
@@ -293,8 +303,12 @@ def build(out: Path = DEFAULT_OUT, solutions: bool = False, verbose: bool = Fals
     shutil.copytree(mathjax_dir(), out / "_static" / "mathjax")
     lectures = out / "lectures"
     lectures.mkdir()
-    for p in notebooks():  # the student notebooks, to download and run
-        nbformat.write(make_lecture(nbformat.read(p, as_version=4), p.name), lectures / p.name)
+    for p in notebooks():  # the student notebooks to download (answers and code hints left out)
+        nb = make_lecture(nbformat.read(p, as_version=4), p.name)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and not solutions:
+                cell.source = hide_code_hints(cell.source)
+        nbformat.write(nb, lectures / p.name)
     text = warnings.getvalue().strip()
     if text:
         log("sphinx warnings:\n" + text)

@@ -229,6 +229,9 @@ def render_widgets(notebooks: list[Path], cache: Path, jobs: int | None = None,
         errors = [e for errs in asyncio.run(go()) for e in errs]
         for e in errors:
             log(f"warning: while rendering the widgets, {e}")
+    for stale in set(cache.glob("*.json")) - set(found.values()):  # animations of older code
+        if stale.name.startswith(tuple(p.stem for p in notebooks)):
+            stale.unlink()
     out = {}
     for where, f in found.items():
         if not f.exists():
