@@ -53,7 +53,7 @@ MIDPOINT_AS_RK4 = """def rk4_step(u, x, t, dt):
     k1 = u(x, t)
     return x + dt * u(x + 0.5 * dt * k1, t + 0.5 * dt)
 """
-READS_A_DEMO = "demo = sinh_log_prob  # the student keeps a demo's function around\n" + PF_ALT
+READS_A_DEMO = "seen = len(samples)  # the student peeks at a demonstration's data\n" + PF_ALT
 OWN_HELPER = "def my_solve(A, y):\n    return torch.linalg.solve(A, y)\n"
 USES_HELPER = """def affine_log_prob(x, A, b):
     z = my_solve(A, (x - b).T).T

@@ -188,8 +188,8 @@ def library_fingerprints(keys: dict | None = None) -> dict[str, dict[str, str]]:
             v = getattr(obj, k, _MISSING)
             if v is _MISSING:
                 got[k] = "<deleted>"
-            elif keys is not None or (callable(v) and not isinstance(v, types.ModuleType)):
-                got[k] = _ident(v)
+            elif keys is not None or (callable(v) and not isinstance(v, (types.ModuleType, type))):
+                got[k] = _ident(v)  # classes are left out: torch.set_default_dtype rebinds torch.Storage
         out[name] = got
     return out
 
