@@ -45,6 +45,16 @@ def _train(params, loss_fn, num_steps: int, lr: float, x_train: torch.Tensor, g:
 
 
 def run(flow_steps: int = FLOW_STEPS, cnf_steps: int = CNF_STEPS) -> list[dict]:
+    """In float64, as notebooks 02 and 03 train (the same numbers on every CPU)."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _run(flow_steps, cnf_steps)
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+def _run(flow_steps: int, cnf_steps: int) -> list[dict]:
     torch.set_num_threads(1)
     x_train, x_test = moons(4000, seed=1), moons(5000, seed=2)
     floor = -moons_log_prob(x_test).mean().item()

@@ -38,7 +38,7 @@ def _check_mask(mask) -> torch.Tensor:
     if not ((mask == 0) | (mask == 1)).all() or mask.all() or not mask.any():
         raise InputError("`mask` must hold 0s and 1s, with at least one of each "
                          f"(1: kept, 0: transformed); got {mask.tolist()}.")
-    return mask.float()
+    return mask.to(torch.get_default_dtype())  # float64 in the notebooks that train (02)
 
 
 class AffineCoupling(nn.Module):
