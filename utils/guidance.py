@@ -45,7 +45,7 @@ __all__ = ["drop_labels", "guided_velocity", "sample_guided", "train_guided", "T
            "sample_grid_density"]
 
 # the settings of notebook 07 (make bench trains with these, or longer)
-TRAINING = dict(num_steps=1000, batch_size=256, lr=2e-3, p_uncond=0.2, hidden=256, depth=3, seed=0)
+TRAINING = dict(num_steps=700, batch_size=256, lr=2e-3, p_uncond=0.2, hidden=256, depth=3, seed=0)
 
 
 def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int,
