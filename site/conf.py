@@ -31,6 +31,7 @@ mathjax3_config = {"options": {"processHtmlClass": "tex2jax_process|mathjax_proc
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
+html_context = {"default_mode": "light"}  # else the theme logs "invalid theme mode" on a first visit
 html_favicon = "_static/favicon.svg"   # else the browser asks the server for /favicon.ico
 html_copy_source = False
 html_show_sourcelink = False
