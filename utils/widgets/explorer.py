@@ -82,7 +82,7 @@ class VectorFieldExplorer(FigureWidget):
         self.title, self.particles_kind = title, particles_kind
         self.t0, self.t1 = float(t0), float(t1)
         with torch.no_grad(), one_thread():
-            sol = solve_ode(u, x0.float(), self.t0, self.t1, num_steps=(num_frames - 1) * steps_per_frame,
+            sol = solve_ode(u, x0.to(torch.get_default_dtype()), self.t0, self.t1, num_steps=(num_frames - 1) * steps_per_frame,
                             method="rk4", return_path=True)
         self.times = sol.times[::steps_per_frame].float()
         self.trajectories = sol.path[::steps_per_frame].detach().cpu()  # (num_frames, n, 2)

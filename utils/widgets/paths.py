@@ -49,7 +49,7 @@ class PathExplorer(FigureWidget):
         check_points(data, "data", dim=2)
         if num_frames < 2:
             raise InputError(f"`num_frames` must be at least 2, got {num_frames}.")
-        self.data, self.lim, self.grid_size, self.num_frames = data.float(), lim, grid_size, num_frames
+        self.data, self.lim, self.grid_size, self.num_frames = data.to(torch.get_default_dtype()), lim, grid_size, num_frames
         self.x0 = torch.randn(n_particles, 2, generator=torch.Generator().manual_seed(seed + 1))
         self.times = torch.linspace(0.0, T_END, num_frames)
         self._cache: dict = {}
