@@ -9,7 +9,9 @@ environment's ``etc/jupyter``, without starting Jupyter once per extension
   installed by ``make test`` and the instructor targets);
 - the news pop-up (the announcements plugin) is off;
 - the language-server extension, which logs a long "Skipped non-installed
-  server(s)" line and serves no language server here, is off.
+  server(s)" line and serves no language server here, is off;
+- widget state is saved with the notebook (``share/jupyter/lab/settings/overrides.json``),
+  so a saved notebook reopens showing its widgets' last state, not "model not found".
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ def _update_json(path: Path, update) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+SETTINGS_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+
+
 def write(prefix: Path = Path(sys.prefix)) -> list[Path]:
     etc = prefix / "etc" / "jupyter"
     page = etc / "labconfig" / "page_config.json"
@@ -40,7 +45,9 @@ def write(prefix: Path = Path(sys.prefix)) -> list[Path]:
             data.setdefault("disabledExtensions", {})[name] = True
 
     _update_json(page, lab)
-    written = [page]
+    overrides = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    _update_json(overrides, lambda data: [data.setdefault(k, {}).update(v) for k, v in SETTINGS_OVERRIDES.items()])
+    written = [page, overrides]
     for name in SERVER_DISABLED:
         path = etc / "jupyter_server_config.d" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
