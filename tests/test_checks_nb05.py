@@ -74,7 +74,7 @@ def cv_log_derivative(xt, mu, sigma, dmu, dsigma):
     return torch.addcmul(dmu, xt - mu, dsigma * sigma.reciprocal())  # d log sigma / dt times (xt - mu)
 
 
-# ---- 5.3
+# ---- 5.5
 def loss_alt(v_theta, path, x0, x1, t):
     mu, sigma = path.mean_std(x1, t)
     xt = mu + sigma * x0
@@ -127,7 +127,7 @@ def loss_detached(v_theta, path, x0, x1, t):
         return cfm.cfm_loss(v_theta, path, x0, x1, t)
 
 
-# ---- 5.4
+# ---- 5.6
 def step_alt(v_theta, optimizer, path, x1, generator):
     n = x1.shape[0]
     t = torch.rand(n, 1, generator=generator)
@@ -233,7 +233,7 @@ def step_times_first(v_theta, optimizer, path, x1, generator):
     return _finish(v_theta, optimizer, path, x0, x1, t)
 
 
-# ---- 5.5
+# ---- 5.3
 def mv_logsoftmax(x, data, t, path):
     mu, sigma = path.mean_std(data, t)
     dmu, dsigma = path.mean_std_derivatives(data, t)
@@ -311,7 +311,7 @@ def mv_swapped(x, data, t, path):
     return marginal_velocity(x, data, 1 - t, path)
 
 
-# ---- 5.6
+# ---- 5.4
 def vs_tweedie(x, score, t, path):
     a, sigma, da, dsigma = path.schedule(t)
     mean_x1 = (x + sigma**2 * score) / a  # Tweedie: E[x1 | x]
@@ -410,10 +410,10 @@ def _finish(v_theta, optimizer, path, x0, x1, t):
 CORRECT = {
     "5.1": [ot_mean_std, ms_alt, ms_list_comprehension],
     "5.2": [paths.gaussian_conditional_velocity, cv_alt, cv_log_derivative],
-    "5.3": [cfm.cfm_loss, loss_alt, loss_mean_all],
-    "5.4": [cfm.training_step, step_alt, step_mean_all, step_times_first],
-    "5.5": [marginal_velocity, mv_logsoftmax, mv_loop],
-    "5.6": [fields.velocity_from_score, vs_tweedie, vs_log_derivatives],
+    "5.5": [cfm.cfm_loss, loss_alt, loss_mean_all],
+    "5.6": [cfm.training_step, step_alt, step_mean_all, step_times_first],
+    "5.3": [marginal_velocity, mv_logsoftmax, mv_loop],
+    "5.4": [fields.velocity_from_score, vs_tweedie, vs_log_derivatives],
     "5.7": [cosine_schedule, sched_smoothstep, sched_ot],
 }
 WRONG = {
@@ -423,21 +423,21 @@ WRONG = {
     "5.2": [(cv_no_divide, "did not divide by sigma_t"), (cv_no_dmu, "mu_t' is missing"),
             (cv_upside_down, "upside down"), (cv_not_centred, "subtract the mean first"),
             (cv_sign, "sign of (xt - mu_t) is flipped")],
-    "5.3": [(loss_fed_x1, "fed x1 instead of xt"), (loss_swapped_time, "time convention is swapped"),
+    "5.5": [(loss_fed_x1, "fed x1 instead of xt"), (loss_swapped_time, "time convention is swapped"),
             (loss_straight_target, "sigma_min = 0.1"), (loss_item, "as a tensor"), (loss_summed, "do not sum"),
             (loss_fed_x0, "fed x0 instead of xt"), (loss_target_x1, "not the data point x1"),
             (loss_detached, "does not depend on the network's parameters")],
-    "5.4": [(step_fed_x1, "fed x1 instead of xt"), (step_swapped, "time convention is swapped"),
+    "5.6": [(step_fed_x1, "fed x1 instead of xt"), (step_swapped, "time convention is swapped"),
             (step_no_zero_grad, "zero_grad"), (step_no_step, "optimizer.step()"), (step_one_time, "same time"),
             (step_straight_target, "conditional field"), (step_global_rng, "x0 and t were drawn from the global"),
             (step_global_rng_time, "times t were drawn from the global"),
             (step_reseeded, "whatever `generator` it is given")],
-    "5.5": [(mv_uniform, "prior weights"), (mv_unnormalised, "do not sum to 1"),
+    "5.3": [(mv_uniform, "prior weights"), (mv_unnormalised, "do not sum to 1"),
             (mv_softmax_of_density, "softmax of the densities"), (mv_wrong_sign, "farthest"),
             (mv_no_variance, "not divided by 2 sigma_t^2"), (mv_no_dmu, "misses its mu_t' term"),
             (mv_distance_to_x1, "centred at mu_t(x1_j)"), (mv_wrong_axis, "over the query points"),
             (mv_detached, "does not carry gradients"), (mv_swapped, "time convention is swapped")],
-    "5.6": [(vs_score_sign, "score term has the wrong sign"), (vs_no_sigma_sq, "lacks its sigma_t^2"),
+    "5.4": [(vs_score_sign, "score term has the wrong sign"), (vs_no_sigma_sq, "lacks its sigma_t^2"),
             (vs_no_x_term, "a_t'/a_t x is missing"), (vs_dsigma_sign, "sigma_t' sigma_t term is flipped"),
             (vs_diffusion_time, "time convention is swapped"), (vs_vp_only, "used for every path")],
     "5.7": [(sched_swapped, "time convention is swapped"), (sched_no_sigma_min, "ignores sigma_min"),
@@ -450,22 +450,22 @@ test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
 
 
 def test_mean_over_coordinates_is_accepted_and_the_factor_said():
-    for ex, answer in (("5.3", loss_mean_all), ("5.4", step_mean_all)):
+    for ex, answer in (("5.5", loss_mean_all), ("5.6", step_mean_all)):
         res = run_check(ex, answer)
         assert res.passed and "1/2 of the asked loss" in res.message, res.message
-    assert "1/2" not in run_check("5.3", cfm.cfm_loss).message
+    assert "1/2" not in run_check("5.5", cfm.cfm_loss).message
 
 
 def test_training_step_check_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    assert run_check("5.4", cfm.training_step).passed
+    assert run_check("5.6", cfm.training_step).passed
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_standard_normal_tolerances_are_sized_for_one_in_a_million():
-    """The 5.4 test on z = (xt - mu_t) / sigma_t: 8 statistics, each at >= 5.3 sds of its null distribution."""
+    """The 5.6 test on z = (xt - mu_t) / sigma_t: 8 statistics, each at >= 5.3 sds of its null distribution."""
     from scipy.stats import norm
 
     from utils.checks.nb05 import MEAN_TOL, STD_TOL

@@ -34,7 +34,7 @@ T_MAX = 1.0 - 1e-3  # times are drawn from U[0, T_MAX): the VP path's field is u
 
 def cfm_loss(v_theta: Callable, path: GaussianPath, x0: torch.Tensor, x1: torch.Tensor,
              t: torch.Tensor) -> torch.Tensor:
-    """The CFM loss of a batch: mean over i of |v_theta(xt_i, t_i) - u_t(xt_i | x1_i)|^2 (exercise 5.3)."""
+    """The CFM loss of a batch: mean over i of |v_theta(xt_i, t_i) - u_t(xt_i | x1_i)|^2 (exercise 5.5)."""
     xt = path.sample(x0, x1, t)
     ut = path.velocity(xt, x1, t)
     return ((v_theta(xt, t) - ut) ** 2).sum(dim=1).mean()
@@ -42,7 +42,7 @@ def cfm_loss(v_theta: Callable, path: GaussianPath, x0: torch.Tensor, x1: torch.
 
 def training_step(v_theta: torch.nn.Module, optimizer: torch.optim.Optimizer, path: GaussianPath,
                   x1: torch.Tensor, generator: torch.Generator | None = None) -> float:
-    """One CFM step on the data batch x1: draw x0 ~ N(0, I) and t ~ U[0, 1), descend the loss (exercise 5.4)."""
+    """One CFM step on the data batch x1: draw x0 ~ N(0, I) and t ~ U[0, 1), descend the loss (exercise 5.6)."""
     x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device)
     t = (torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype) * T_MAX).to(x1.device)
     loss = cfm_loss(v_theta, path, x0, x1, t)

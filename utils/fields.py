@@ -11,7 +11,7 @@ For the VP path both coefficients equal beta(1 - t)/2, which is notebook 04's pr
 flow ODE in flow time: flow matching with the VP path regresses the same field
 (Lipman et al. 2023, section 4.1).
 
-    u = velocity_from_score(x, score, t, path)         # exercise 5.6
+    u = velocity_from_score(x, score, t, path)         # exercise 5.4
     u = mixture_marginal_velocity(x, target, t, path)  # the same field, without any score
 
 **Many fields, one path.** Only div(p_t u_t) enters the continuity equation, so any w_t with
@@ -52,7 +52,7 @@ def _coefficients(path, t, x):
 
 
 def velocity_from_score(x: torch.Tensor, score: torch.Tensor, t, path: GaussianPath) -> torch.Tensor:
-    """u_t(x) = a'/a x + (sigma^2 a'/a - sigma' sigma) score, for mu_t = a_t x1 (exercise 5.6).
+    """u_t(x) = a'/a x + (sigma^2 a'/a - sigma' sigma) score, for mu_t = a_t x1 (exercise 5.4).
 
     ``score`` is grad_x log p_t at x, shape (n, d). Needs a_t != 0 (t > 0 on the OT path).
     """

@@ -112,7 +112,7 @@ def _fixed_field(x, t):
     return torch.tanh(x @ W) * (1 + 2 * t) + torch.sin(3 * t) - 0.4 * x
 
 
-@exercise("5.3", title="The CFM loss of a batch", notebook=NB, answer="cfm_loss", reference=cfm.cfm_loss,
+@exercise("5.5", title="The CFM loss of a batch", notebook=NB, answer="cfm_loss", reference=cfm.cfm_loss,
           minutes=12, practises="regressing v_theta(xt, t) on the conditional field; what the network may see")
 def check_5_3(answer):
     g = torch.Generator().manual_seed(53)
@@ -206,7 +206,7 @@ def _standard(z: torch.Tensor) -> bool:
     return bool(z.mean(0).abs().max() < MEAN_TOL and (z.std(0) - 1).abs().max() < STD_TOL)
 
 
-@exercise("5.4", title="A CFM training step", notebook=NB, answer="training_step", reference=cfm.training_step,
+@exercise("5.6", title="A CFM training step", notebook=NB, answer="training_step", reference=cfm.training_step,
           minutes=15, practises="sampling x0 and t, the CFM loss, and one optimiser step")
 def check_5_4(answer):
     with torch.random.fork_rng(devices=[]):  # the spies' initialisation must not move the student's global RNG
@@ -324,10 +324,10 @@ def _check_generator(answer, path, x1):
 
 
 
-# ---------------------------------------------------------------- 5.5 the marginal field of a data set
+# ---------------------------------------------------------------- 5.3 the marginal field of a data set
 
 def marginal_velocity(x: torch.Tensor, data: torch.Tensor, t: float, path: paths.GaussianPath) -> torch.Tensor:
-    """Reference of exercise 5.5: the posterior average of the conditional fields (utils.paths)."""
+    """Reference of exercise 5.3: the posterior average of the conditional fields (utils.paths)."""
     return path.marginal_velocity(x, data, t)
 
 
@@ -355,7 +355,7 @@ def _posterior_average(x, data, t, path, logits_fn, normalise=True, with_dmu=Tru
     return (w[:, :, None] * u).sum(1)
 
 
-@exercise("5.5", title="The marginal field of a data set", notebook=NB, answer="marginal_velocity",
+@exercise("5.3", title="The marginal field of a data set", notebook=NB, answer="marginal_velocity",
           reference=marginal_velocity, points=2, minutes=15,
           practises="the marginal field as the posterior (softmax) average of the conditional fields")
 def check_5_5(answer):
@@ -426,10 +426,10 @@ def check_5_5(answer):
             "flow matching's target, on a finite data set.")
 
 
-# ---------------------------------------------------------------- 5.6 score to velocity
+# ---------------------------------------------------------------- 5.4 score to velocity
 
 def velocity_from_score(x: torch.Tensor, score: torch.Tensor, t: float, path: paths.GaussianPath) -> torch.Tensor:
-    """Reference of exercise 5.6 (utils.fields)."""
+    """Reference of exercise 5.4 (utils.fields)."""
     from ..fields import velocity_from_score as convert
 
     return convert(x, score, t, path)
@@ -440,7 +440,7 @@ def _vp_beta(s: float) -> float:
     return 0.1 + s * (20.0 - 0.1)
 
 
-@exercise("5.6", title="From a score to a velocity", notebook=NB, answer="velocity_from_score",
+@exercise("5.4", title="From a score to a velocity", notebook=NB, answer="velocity_from_score",
           reference=velocity_from_score, minutes=15,
           practises="Tweedie's formula turns a score into the flow matching field; diffusion and flow matching "
                     "learn one object")
