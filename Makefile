@@ -18,7 +18,7 @@ XDIST := -n 2 --dist loadfile
 help:
 	echo "make lab        set up and open the course in JupyterLab (your copy: $(WORK)/)"
 	echo "make test       set up and run every test (unit tests, notebooks, sync, browser, site)"
-	echo "make site       build the course website into build/site/ (SOLUTIONS=1: instructors' copy)"
+	echo "make site       build the course website into build/site/ (SOLUTIONS=1: instructors' copy in build/site-solutions/)"
 	echo "make lectures   regenerate lectures/ from solutions/"
 	echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
 	echo "make bench      calibrated notebook times, grading time, sample quality"
@@ -78,7 +78,7 @@ test: $(DEV_STAMP) browser
 	COURSE_QUIET=1 COURSE_CHECK_FIGURES=1 $(PY) -m pytest $(XDIST) tests solutions --nbval $(NBVAL) \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg
 	echo "== The student notebooks, unsolved, under nbval (lax)"
-	COURSE_QUIET=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
+	COURSE_QUIET=1 COURSE_CHECK_FIGURES=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
 
 lectures: $(STAMP)
 	$(PY) -m tools.lectures
@@ -98,8 +98,9 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.in -r requirements-dev.in
 	$(LOCK_VENV)/bin/python tools/lock.py
 
+# The website: build/site (answers hidden, publish this), or with SOLUTIONS=1 build/site-solutions.
 site: $(DEV_STAMP)
-	$(PY) -m tools.site --out build/site $(if $(SOLUTIONS),--solutions,)
+	$(PY) -m tools.site $(if $(filter 1,$(SOLUTIONS)),--solutions --out $(or $(OUT),build/site-solutions),--out $(or $(OUT),build/site))
 
 # Instructor toolkit (INSTRUCTORS.md): catalogue, assignments, autograding, nbgrader export
 .PHONY: catalogue assignment grade nbgrader
