@@ -4,7 +4,6 @@
     npe = normalized_path_energy(v_theta, x0, x1_data)       # |PE - W2^2| / W2^2 (Tong et al. 2024)
     x0, x1_hat = reflow_pairs(v_theta, x0, num_steps=100)    # pairs of a trained flow (Liu et al. 2023)
     samplers = {...}; table = quality_vs_nfe(samplers, x0, reference, nfe_list)
-    for name in overall(["FM-VP", "I-CFM"], "model"): ...   # an overall bar: "model 2 of 2: I-CFM"
 
 A sampler is a function ``sampler(x0, nfe) -> samples`` that spends ``nfe``
 network evaluations: Euler steps for flows and for the probability flow ODE,
@@ -20,36 +19,13 @@ import torch
 
 from .errors import InputError, check_points
 from .metrics import w2
-from .runtime import quiet
+from .runtime import progress
 from .solvers import solve_ode
 
 __all__ = ["path_energy", "normalized_path_energy", "reflow_pairs", "flow_sampler", "sde_samplers",
-           "quality_vs_nfe", "nfe_to_reach", "overall"]
+           "quality_vs_nfe", "nfe_to_reach"]
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
-
-
-def overall(names, what: str = "model"):
-    """Iterate over ``names`` behind an overall progress bar, "model 3 of 6: OT-CFM".
-
-    A plain-text bar (stderr) that stays readable after it finishes and after the notebook is saved
-    and reopened; each model's own training bar runs below it. Silent when ``COURSE_QUIET=1``.
-    """
-    names = list(names)
-    if quiet():
-        yield from names
-        return
-    from tqdm.std import tqdm
-
-    bar = tqdm(total=len(names), leave=True, bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
-    try:
-        for k, name in enumerate(names):
-            bar.set_description(f"{what} {k + 1} of {len(names)}: {name}")
-            yield name
-            bar.update(1)
-        bar.set_description(f"{len(names)} {what}s done")
-    finally:
-        bar.close()
 
 
 @torch.no_grad()
@@ -111,17 +87,25 @@ def sde_samplers(sde, score, seed: int = 0) -> dict[str, Callable]:
 
 
 def quality_vs_nfe(samplers: dict[str, Callable], x0: torch.Tensor, reference: torch.Tensor,
-                   nfe_list: list[int]) -> dict[str, list[float]]:
-    """W2 to ``reference`` of each sampler's samples at each NFE: {name: [w2 at nfe_list[0], ...]}."""
+                   nfe_list: list[int], samples: dict | None = None) -> dict[str, list[float]]:
+    """W2 to ``reference`` of each sampler's samples at each NFE: {name: [w2 at nfe_list[0], ...]}.
+
+    Pass a dict as ``samples`` to keep the samples too: ``samples[name, nfe]`` (so that other metrics
+    need not draw them again).
+    """
+    if samples is not None and not isinstance(samples, dict):
+        raise InputError(f"`samples` must be a dict to fill (or None), got {type(samples).__name__}.")
     if x0.shape != reference.shape:
         raise InputError(f"x0 and reference must have the same shape, got {tuple(x0.shape)} and "
                          f"{tuple(reference.shape)}.")
     out = {}
-    for name in overall(samplers, "sampler"):
+    for name in progress(list(samplers), desc="sampler"):  # an overall line, "sampler 2 of 6: ..."
         sampler = samplers[name]
         out[name] = []
         for nfe in nfe_list:
             x = sampler(x0, nfe)
+            if samples is not None:
+                samples[name, nfe] = x
             out[name].append(w2(x, reference) if torch.isfinite(x).all() else math.inf)
     return out
 
