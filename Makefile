@@ -26,7 +26,7 @@ help:
 	echo "instructors (INSTRUCTORS.md):"
 	echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
 	echo "make assignment EXERCISES=\"1.1 1.3\" OUT=dir   student notebooks with only those exercises open"
-	echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [SCHEDULER=tcp://host:8786] [RESUME=1]"
+	echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]"
 	echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
 
 setup: $(STAMP)
@@ -113,9 +113,9 @@ assignment: $(STAMP)
 	$(PY) -m tools.assignment $(EXERCISES) --out "$(OUT)"
 
 grade: $(DEV_STAMP)
-	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [SCHEDULER=tcp://host:8786] [RESUME=1]'; exit 2; }
-	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") \
-	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume)
+	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]'; exit 2; }
+	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume) $(if $(FULL),--full)
 
 nbgrader: $(DEV_STAMP)
 	test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }
