@@ -1,1 +1,0 @@
-from .widgets.sde import SDEvsODEWidget, __all__  # noqa: F401  (moved: utils.widgets)
