@@ -72,13 +72,10 @@ def test_flow_sampler_spends_nfe_evaluations_with_any_method():
         flow_sampler(rot, "heun")
 
 
-def test_overall_yields_every_name_quiet_or_not(monkeypatch, capsys):
-    from utils.showdown import overall
-
-    monkeypatch.setenv("COURSE_QUIET", "1")
-    assert list(overall(["a", "b"], "model")) == ["a", "b"]
-    assert capsys.readouterr().err == ""
-    monkeypatch.setenv("COURSE_QUIET", "0")
-    assert list(overall(["a", "b", "c"], "model")) == ["a", "b", "c"]
-    err = capsys.readouterr().err
-    assert "model 3 of 3: c" in err and "3 models done" in err
+def test_quality_table_keeps_samples():
+    ref, kept = moons(200, seed=1), {}
+    samplers = {"shifted": lambda x0, nfe: ref + 1.0 / nfe}
+    quality_vs_nfe(samplers, torch.zeros(200, 2), ref, [1, 2], kept)
+    assert set(kept) == {("shifted", 1), ("shifted", 2)} and torch.equal(kept["shifted", 2], ref + 0.5)
+    with pytest.raises(InputError, match="samples"):
+        quality_vs_nfe(samplers, torch.zeros(200, 2), ref, [1], samples=[])
