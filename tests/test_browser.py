@@ -64,7 +64,6 @@ Where no Chromium or Playwright can be had, the test is skipped saying why; in C
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -81,14 +80,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.browsers import CHROMIUM, CHROMIUM_FLAGS, require_browser
+from tools.site_widgets import displayed_widget
+
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES, SOLUTIONS = ROOT / "lectures", ROOT / "solutions"
 SHOTS = ROOT / "build" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_SUFFIXES = ("Widget", "Explorer")
 SERVER_START_S = 60      # JupyterLab answering /api/status
 RUN_ALL_S = 240          # a notebook's cells, run in the browser's kernel
 UPDATE_S = 20            # a moved control's new image reaching the page
@@ -97,22 +95,9 @@ MOVE_QUIET_S = 0.4       # the same, after moving a control
 
 
 # ----------------------------------------------------------------- which cells show widgets
-def _call_name(node: ast.AST) -> str:
-    while isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return node.id if isinstance(node, ast.Name) else ""
-
-
 def _ends_with_widget_call(source: str) -> bool:
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:  # cell magics and the like
-        return False
-    last = body[-1] if body else None
-    return (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
-            and _call_name(last.value).endswith(WIDGET_SUFFIXES))
+    """The cell ends by showing a widget it constructs (tools.site_widgets' rule, shared with the website)."""
+    return displayed_widget(source) is not None
 
 
 def widget_cells(lecture: Path) -> list[int]:
@@ -152,12 +137,6 @@ def test_the_rule_finds_the_welcome_widget():
 
 
 # ----------------------------------------------------------------- the browser and the server
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the browser test, but {reason}")
-    pytest.skip(reason)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -305,19 +284,10 @@ class Lab:
             self._log.close()
 
 
-def _require_browser():
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it as root)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("the Python package playwright is not installed (`make setup` installs it)")
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """The JupyterLab server, started first so that it boots while the browser starts."""
-    _require_browser()
+    require_browser()
     server = Lab(tmp_path_factory.mktemp("jupyterlab"))
     try:
         yield server

@@ -254,3 +254,15 @@ def test_field_errors_are_clear():
         fields.mixture_marginal_velocity(X1, eight_gaussians_mixture(), 1.0, VPPath())
     with pytest.raises(InputError, match="sigma_min > 0"):
         fields.ring_marginal_velocity(X1, 1.0, OTPath(0.0))
+
+
+def test_vp_mean_at_t0_is_small_but_not_zero():
+    """Notebook 05's path table: mu_0 = alpha_1 x1 with alpha_1 = exp(-(beta_min + beta_max) / 4), by quadrature."""
+    from scipy.integrate import quad
+
+    for lo, hi in [(0.1, 20.0), (0.5, 5.0)]:
+        path = VPPath(lo, hi)
+        T1, _ = quad(lambda s: lo + s * (hi - lo), 0.0, 1.0)
+        alpha1 = float(path.alpha(torch.tensor(1.0, dtype=torch.float64)))
+        assert math.isclose(alpha1, math.exp(-T1 / 2), rel_tol=1e-9)
+        assert math.isclose(alpha1, math.exp(-(lo + hi) / 4), rel_tol=1e-9) and alpha1 > 0

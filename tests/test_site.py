@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import re
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import nbformat
 import pytest
 
+from tests.browsers import CHROMIUM, CHROMIUM_FLAGS, require_browser
 from tools import site
 from tools.site_widgets import displayed_widget, widget_cells
 
@@ -38,9 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 OUT, OUT_SOLUTIONS = ROOT / "build" / "site", ROOT / "build" / "site-solutions"
 SHOTS = ROOT / "build" / "site-shots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 NOTEBOOKS = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
 _BLOCK = re.compile(r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)\n[ \t]*### END SOLUTION[ \t]*$", re.S | re.M)
 
@@ -193,12 +190,6 @@ def test_each_widget_is_an_animation_with_a_link_to_its_notebook(built):
 
 
 # ----------------------------------------------------------------- in a real browser
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the site's browser test, but {reason}")
-    pytest.skip(reason)
-
-
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -218,12 +209,9 @@ def served(built):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the Python package playwright is not installed (`make setup` installs it)")
+    require_browser("the site's browser test")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
