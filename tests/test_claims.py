@@ -35,3 +35,17 @@ def test_beyond_uses_the_tolerance():
     assert not beyond(0.30, 0.40, 0.05)
     with pytest.raises(ValueError):
         beyond(1, 0, -1)
+
+
+def test_record_mode_notes_every_verdict_and_goes_on(tmp_path, monkeypatch, capsys):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("COURSE_CLAIMS_RECORD", str(log))
+    claim(0.2 < 0.3, "A beats B")
+    claim(0.4 < 0.3, "C beats D")  # recorded, printed with a cross, no exception
+    assert capsys.readouterr().out == "✔ A beats B\n✘ C beats D\n"
+    import json
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        {"text": "A beats B", "holds": True}, {"text": "C beats D", "holds": False}]
+    monkeypatch.delenv("COURSE_CLAIMS_RECORD")
+    with pytest.raises(ClaimError):
+        claim(False, "C beats D")

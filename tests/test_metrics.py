@@ -8,7 +8,7 @@ import torch
 
 from utils.datasets import moons
 from utils.errors import InputError
-from utils.metrics import precision_recall, w2, w2_floor, w2_floor_stats
+from utils.metrics import precision_recall, w2, w2_async, w2_floor, w2_floor_stats
 
 
 def _blobs(n, centres, seed, std=0.1):
@@ -23,6 +23,21 @@ def test_w2_of_a_translation_and_of_a_permutation():
     assert w2(x, x[torch.randperm(200)]) == pytest.approx(0.0, abs=1e-6)  # sqrt of rounding in cdist
     # the optimal plan between a cloud and its translate is the identity: W2 = |shift|
     assert w2(x, x + torch.tensor([0.3, -0.4], dtype=torch.float64)) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_w2_async_gives_w2s_number_and_reports_bad_input_at_once():
+    clouds = [(moons(300, 2 * k), moons(300, 2 * k + 1) + 0.1 * k) for k in range(5)]
+    jobs = [w2_async(x, y) for x, y in clouds]  # solved on worker threads, meanwhile
+    assert [job.result() for job in jobs] == [w2(x, y) for x, y in clouds]  # bit for bit
+    x = moons(10, 0)
+    x_later = x.clone()
+    job = w2_async(x, moons(10, 1))
+    x += 100.0  # changing the caller's tensor after submitting does not change the result
+    assert job.result() == w2(x_later, moons(10, 1))
+    with pytest.raises(InputError, match="same shape"):
+        w2_async(moons(10, 0), moons(11, 1))
+    with pytest.raises(InputError):
+        w2_async(torch.full((4, 2), float("nan")), moons(4, 1))
 
 
 def test_floor_stats_mean_and_spread():

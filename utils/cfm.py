@@ -16,6 +16,8 @@ the straight interpolant xt = (1 - t) x0 + t x1 + sigma eps, target x1 - x0
 """
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future
 from typing import Callable
 
 import torch
@@ -24,7 +26,7 @@ from .couplings import ot_couple, straight_pair
 from .errors import InputError
 from .models import TimeMLP
 from .paths import GaussianPath, OTPath
-from .runtime import progress
+from .runtime import in_background, progress
 from .solvers import solve_ode
 
 __all__ = ["cfm_loss", "training_step", "train_cfm", "sample_flow", "T_MAX"]
@@ -50,6 +52,9 @@ def training_step(v_theta: torch.nn.Module, optimizer: torch.optim.Optimizer, pa
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+PAIRS_AHEAD = 2  # batches of pairs drawn ahead in train_cfm (fixed: the random stream must not depend on the machine)
 
 
 def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: int = 2000,
@@ -80,21 +85,27 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps) if cosine else None
     if sample_x0 is None:
         sample_x0 = lambda n, gen: torch.randn(n, 2, generator=gen)  # noqa: E731
-    losses = []
-    for _ in progress(range(num_steps), desc=desc):
+    def next_pair():
+        """A batch's pair, drawn now; its OT pairing is solved on a worker thread meanwhile."""
         if coupling == "given":
-            x0, x1 = sample_pair(batch_size, g)
-        else:
-            x1 = sample_x1(batch_size, g)
+            return _done(sample_pair(batch_size, g))
+        x1 = sample_x1(batch_size, g)
+        x0 = sample_x0(batch_size, g)
+        return in_background(ot_couple, x0, x1) if coupling == "ot" else _done((x0, x1))
+
+    losses = []
+    # straight couplings draw their pairs PAIRS_AHEAD batches ahead (a fixed number, so every machine
+    # draws the same random numbers), and OT pairings are solved on other cores while a step trains
+    ahead = deque(next_pair() for _ in range(min(PAIRS_AHEAD, num_steps))) if path is None else None
+    for step in progress(range(num_steps), desc=desc):
         if path is not None:
-            loss = training_step(model, optimizer, path, x1, g)
+            loss = training_step(model, optimizer, path, sample_x1(batch_size, g), g)
         else:
-            if coupling != "given":
-                x0 = sample_x0(batch_size, g)
-            if coupling == "ot":
-                x0, x1 = ot_couple(x0, x1)
+            x0, x1 = ahead.popleft().result()
             t = torch.rand(batch_size, generator=g)
             xt, ut = straight_pair(x0, x1, t, sigma=sigma, generator=g)
+            if step + PAIRS_AHEAD < num_steps:
+                ahead.append(next_pair())
             loss_t = ((model(xt, t) - ut) ** 2).sum(1).mean()
             optimizer.zero_grad()
             loss_t.backward()
@@ -104,6 +115,12 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
             schedule.step()
         losses.append(loss)
     return model, losses
+
+
+def _done(value) -> Future:
+    done = Future()
+    done.set_result(value)
+    return done
 
 
 @torch.no_grad()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "progress", "stages", "Progress", "timer", "quiet"]
+__all__ = ["get_device", "seed_everything", "progress", "stages", "Progress", "timer", "quiet", "in_background"]
 
 
 def get_device() -> torch.device:
@@ -36,6 +37,23 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def in_background(fn, *args) -> Future:
+    """Run ``fn(*args)`` on a worker thread, one a core (at most 4); ``.result()`` waits for its value.
+
+    For work that releases Python's lock while it computes (scipy's assignment solver, torch's
+    kernels): a W2 solved while the next sample is drawn, a batch's OT pairing solved while the previous
+    batch trains. Results are those of calling ``fn(*args)`` directly.
+    """
+    global _POOL
+    if _POOL is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, cores)), thread_name_prefix="course")
+    return _POOL.submit(fn, *args)
 
 
 def quiet() -> bool:

@@ -1,4 +1,4 @@
-"""Straightness, reflow and the few-step showdown (taught in notebook 06; full length in ``make bench``).
+"""Straightness, reflow and the few-step showdown (taught in notebook 06; over seeds in ``make bench``).
 
     pe, x1 = path_energy(v_theta, x0, num_steps=100)        # E int_0^1 |v(x_t, t)|^2 dt along Euler paths
     npe = normalized_path_energy(v_theta, x0, x1_data)       # |PE - W2^2| / W2^2 (Tong et al. 2024)
@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from .errors import InputError, check_points
-from .metrics import w2
+from .metrics import w2, w2_async
 from .runtime import progress
 from .solvers import solve_ode
 
@@ -91,23 +91,23 @@ def quality_vs_nfe(samplers: dict[str, Callable], x0: torch.Tensor, reference: t
     """W2 to ``reference`` of each sampler's samples at each NFE: {name: [w2 at nfe_list[0], ...]}.
 
     Pass a dict as ``samples`` to keep the samples too: ``samples[name, nfe]`` (so that other metrics
-    need not draw them again).
+    need not draw them again). Each W2 is solved on a worker thread while the next sample is drawn.
     """
     if samples is not None and not isinstance(samples, dict):
         raise InputError(f"`samples` must be a dict to fill (or None), got {type(samples).__name__}.")
     if x0.shape != reference.shape:
         raise InputError(f"x0 and reference must have the same shape, got {tuple(x0.shape)} and "
                          f"{tuple(reference.shape)}.")
-    out = {}
+    jobs = {}
     for name in progress(list(samplers), desc="sampler"):  # an overall line, "sampler 2 of 6: ..."
         sampler = samplers[name]
-        out[name] = []
         for nfe in nfe_list:
             x = sampler(x0, nfe)
             if samples is not None:
                 samples[name, nfe] = x
-            out[name].append(w2(x, reference) if torch.isfinite(x).all() else math.inf)
-    return out
+            jobs[name, nfe] = w2_async(x, reference) if torch.isfinite(x).all() else None
+    return {name: [math.inf if jobs[name, nfe] is None else jobs[name, nfe].result() for nfe in nfe_list]
+            for name in samplers}
 
 
 def nfe_to_reach(scores: list[float], nfe_list: list[int], target: float) -> int | None:

@@ -1,0 +1,127 @@
+"""Notebook 06 over seeds: the showdown as mean ± sd, and how many seeds support each of its verdicts
+
+Notebook 06 runs its showdown once, with SEED = 0, and prints its readings as checked claims. This module
+reruns the whole solution notebook with other seeds (the training seed of every model, the noise batch,
+the reference points and the reverse SDE's noise change together) in a fresh kernel each, with
+COURSE_CLAIMS_RECORD set so that a claim the numbers do not support is noted (✘) instead of stopping the
+run. It reports the printed showdown table (W2 at each NFE) as mean ± sd over the seeds, the NFE at which
+each sampler reaches the goal per seed, and for every claim of the notebook the seeds that support it.
+The notebook's text is the course's: a claim that fails on some seed is named here, with the count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "solutions" / "06_couplings_showdown.ipynb"
+SEED_LINE = re.compile(r"^SEED = 0\b", re.M)
+SEEDS = (0, 1, 2)
+
+
+def run_with_seed(seed: int, path: Path = NOTEBOOK) -> tuple[str, list[dict]]:
+    """Execute the notebook with SEED = seed; return its text output and its recorded claims."""
+    nb = nbformat.read(path, as_version=4)
+    setup = [c for c in nb.cells if c.cell_type == "code" and SEED_LINE.search(c.source)]
+    if len(setup) != 1:
+        raise RuntimeError(f"{path.name} must set `SEED = 0` in exactly one code cell (found {len(setup)}).")
+    setup[0].source = SEED_LINE.sub(f"SEED = {seed}", setup[0].source)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "claims.jsonl"
+        saved = {k: os.environ.get(k) for k in ("COURSE_CLAIMS_RECORD", "COURSE_QUIET")}
+        os.environ.update(COURSE_CLAIMS_RECORD=str(log), COURSE_QUIET="1")
+        try:
+            NotebookClient(nb, timeout=900, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        claims = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+    return text, claims
+
+
+def parse_showdown(text: str) -> dict:
+    """The showdown's printed numbers: goal, tolerance, floor, ceiling, NFE list and each sampler's row."""
+    head = re.search(r"floor ([\d.]+) \(sd ([\d.]+)\), ceiling \(untouched noise\) ([\d.]+); reverse SDE at "
+                     r"1000 steps ([\d.]+); reached means W2 <= [\d.]+ \+ ([\d.]+)", text)
+    header = re.search(r"^\| sampler .*$", text, re.M)
+    if head is None or header is None:
+        raise RuntimeError("notebook 06 no longer prints its showdown in the form this module reads.")
+    cols = [c.strip() for c in header.group(0).strip("|").split("|")]
+    nfe = [int(c) for c in cols if c.isdigit()]
+    rows = {}
+    for line in text[header.end():].splitlines():
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0].startswith("-"):
+            continue
+        w2 = [float(c) for c in cells[2:2 + len(nfe)]]
+        reach = cells[2 + len(nfe)]
+        rows[cells[0]] = dict(w2=w2, reach=None if reach.startswith(">") or reach in ("-", "never") else int(reach))
+    floor, sd, ceiling, goal, tol = (float(g) for g in head.groups())
+    return dict(floor=floor, sd=sd, ceiling=ceiling, goal=goal, tol=tol, nfe=nfe, rows=rows)
+
+
+def _ms(values, digits: int = 2) -> str:
+    values = list(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def summarise(runs: dict[int, tuple[dict, list[dict]]]) -> list[dict]:
+    """Bench rows from {seed: (parsed showdown, claims)}."""
+    seeds = sorted(runs)
+    shows = [runs[s][0] for s in seeds]
+    n = len(seeds)
+    rows = [dict(name=f"06 showdown over {n} seeds {seeds}: reverse SDE at 1000 steps (the goal)",
+                 value=_ms(s["goal"] for s in shows), target=None, floor=_ms(s["floor"] for s in shows),
+                 note=f"ceiling (untouched noise) {_ms(s['ceiling'] for s in shows)}; tolerance (2 sd of the floor) "
+                      f"{_ms(s['tol'] for s in shows)}; the notebook's recipe (one for every model)")]
+    nfe = shows[0]["nfe"]
+    for name in shows[0]["rows"]:
+        per_nfe = " / ".join(f"{k}: {_ms(s['rows'][name]['w2'][i] for s in shows)}" for i, k in enumerate(nfe))
+        reach = ["> " + str(nfe[-1]) if s["rows"][name]["reach"] is None else s["rows"][name]["reach"] for s in shows]
+        rows.append(dict(name=f"06 showdown: {name}, W2 at NFE", value=per_nfe, target=None, floor=None,
+                         note=f"reaches the goal at NFE {reach} (seeds {seeds})"))
+    texts = list(dict.fromkeys(c["text"] for s in seeds for c in runs[s][1]))
+    for text in texts:
+        held = [s for s in seeds if any(c["text"] == text and c["holds"] for c in runs[s][1])]
+        failed = [s for s in seeds if s not in held]
+        rows.append(dict(name=f"06 claim: {text}", value=f"{len(held)} of {n} seeds", target="all",
+                         floor=None, note="" if not failed else f"not supported with SEED = {failed}"))
+    return rows
+
+
+def run(seeds=SEEDS) -> list[dict]:
+    runs = {}
+    for seed in seeds:
+        text, claims = run_with_seed(seed)
+        runs[seed] = (parse_showdown(text), claims)
+    return summarise(runs)
+
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    start = time.perf_counter()
+    chosen = tuple(int(a) for a in sys.argv[1:]) or SEEDS
+    for r in run(chosen):
+        print(f"{r['name']}: {r['value']}" + (f" (floor {r['floor']})" if r["floor"] else "")
+              + (f"; {r['note']}" if r["note"] else ""))
+    print(f"took {time.perf_counter() - start:.0f} s")
