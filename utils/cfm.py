@@ -85,6 +85,7 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps) if cosine else None
     if sample_x0 is None:
         sample_x0 = lambda n, gen: torch.randn(n, 2, generator=gen)  # noqa: E731
+
     def next_pair():
         """A batch's pair, drawn now; its OT pairing is solved on a worker thread meanwhile."""
         if coupling == "given":
@@ -118,6 +119,7 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
 
 
 def _done(value) -> Future:
+    """A future that already holds ``value`` (pairs that need no solving)."""
     done = Future()
     done.set_result(value)
     return done
