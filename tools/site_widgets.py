@@ -123,20 +123,6 @@ def _reset_mathtext() -> None:
     mathtext.MathTextParser._parser = None
 
 
-def _settle(widget) -> None:
-    """Wait until the widget's figure shows its controls' current values (no redraw under way)."""
-    cond = getattr(widget, "_cond", None)
-    if cond is None:
-        return
-    while True:
-        with cond:
-            while widget._busy:
-                cond.wait(timeout=1.0)
-            if widget._drawn >= widget._wanted:
-                return
-        widget.request()
-
-
 def sweep(widget, out: str | Path) -> None:
     """Write to ``out`` a JSON {"html": the JS animation, "control": name, "values": [...], "widget": class}.
 
@@ -148,18 +134,15 @@ def sweep(widget, out: str | Path) -> None:
 
     from matplotlib.animation import HTMLWriter
 
-    try:
-        from utils.widgets.base import DRAW_LOCK
-    except ImportError:  # pragma: no cover - an older utils
-        import threading
+    from utils.widgets.base import DRAW_LOCK
 
-        DRAW_LOCK = threading.RLock()
+    settle = getattr(widget, "wait", lambda: True)  # FigureWidget.wait: every requested redraw drawn
     if hasattr(widget, "background"):
         # In a kernel a widget redraws on a background thread; the sweep grabs frames of the same
         # figure on this one. Two threads drawing one figure crash FreeType ("invalid outline", a dead
         # kernel), so the sweep draws on this thread only, after any redraw under way has finished.
         widget.background = False
-        _settle(widget)
+        settle()
     name, control = _main_control(widget)
     values = sweep_values(control)
     writer = HTMLWriter(fps=1000 / INTERVAL_MS, embed_frames=True, default_mode="loop")
@@ -169,13 +152,13 @@ def sweep(widget, out: str | Path) -> None:
             for v in values:
                 try:
                     control.value = v   # the widget redraws widget.fig in place, on this thread
-                    _settle(widget)
+                    settle()
                     with DRAW_LOCK:
                         writer.grab_frame()
                 except ValueError:      # matplotlib's mathtext parser, left in a bad state by earlier
                     _reset_mathtext()   # cells of a long kernel, fails once; a fresh parser draws it
                     widget.redraw() if hasattr(widget, "redraw") else None
-                    _settle(widget)
+                    settle()
                     with DRAW_LOCK:
                         writer.grab_frame()
         html = path.read_text()
