@@ -710,7 +710,7 @@ def _latency(o: Opened, widget, where: str) -> dict:
 
 
 HAMMER_CELLS = [
-    "import math\nimport torch\nfrom utils.sde import VPSDE, eight_gaussians_mixture\n"
+    "import math\nimport torch\nfrom utils.sde import VPSDE\nfrom utils.mixtures import eight_gaussians_mixture\n"
     "from utils.widgets import PathExplorer, PushForwardWidget, SDEvsODEWidget, VectorFieldExplorer",
     "PushForwardWidget()",
     "VectorFieldExplorer(lambda x, t: torch.stack([-x[:, 1], x[:, 0]], 1) - 0.3 * x, lim=3.0, title='spiral')",

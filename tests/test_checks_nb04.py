@@ -6,7 +6,7 @@ import math
 import torch
 
 from tests import checkcases
-from utils import sde as S
+from utils import mixtures, samplers, score_matching
 
 
 # ---- 4.1 probability flow drift
@@ -93,7 +93,7 @@ def score_loop(x, means, stds, weights, a, b):
 
 
 def score_unscaled_means(x, means, stds, weights, a, b):
-    return S.mixture_score(x, means, stds, weights, 1.0, b)
+    return mixtures.mixture_score(x, means, stds, weights, 1.0, b)
 
 
 def score_prior_weights(x, means, stds, weights, a, b):
@@ -102,11 +102,11 @@ def score_prior_weights(x, means, stds, weights, a, b):
 
 
 def score_no_weights(x, means, stds, weights, a, b):
-    return S.mixture_score(x, means, stds, torch.ones_like(weights), a, b)
+    return mixtures.mixture_score(x, means, stds, torch.ones_like(weights), a, b)
 
 
 def score_negated(x, means, stds, weights, a, b):
-    return -S.mixture_score(x, means, stds, weights, a, b)
+    return -mixtures.mixture_score(x, means, stds, weights, a, b)
 
 
 def score_no_log_var(x, means, stds, weights, a, b):
@@ -125,7 +125,8 @@ def score_softmax_over_points(x, means, stds, weights, a, b):
 
 # ---- 4.4 the time flip
 def flip_alt(x, t, drift, diffusion, score):
-    from utils.sde import diffusion_time, probability_flow_drift
+    from utils.sde import diffusion_time
+    from utils.samplers import probability_flow_drift
     s = diffusion_time(t)
     g2 = diffusion(s).pow(2).unsqueeze(-1)
     ode = -probability_flow_drift(x, s, drift, diffusion, score)
@@ -163,12 +164,12 @@ def flip_only_f(x, t, drift, diffusion, score):
 
 
 def flip_wrong_order(x, t, drift, diffusion, score):
-    sde, ode = S.flow_time_drifts(x, t, drift, diffusion, score)
+    sde, ode = samplers.flow_time_drifts(x, t, drift, diffusion, score)
     return ode, sde
 
 
 def flip_half_for_sde(x, t, drift, diffusion, score):
-    _, ode = S.flow_time_drifts(x, t, drift, diffusion, score)
+    _, ode = samplers.flow_time_drifts(x, t, drift, diffusion, score)
     return ode, ode
 
 
@@ -179,7 +180,7 @@ def flip_g_not_squared_in_ode(x, t, drift, diffusion, score):
 
 
 def flip_one_tensor(x, t, drift, diffusion, score):
-    return S.flow_time_drifts(x, t, drift, diffusion, score)[1]
+    return samplers.flow_time_drifts(x, t, drift, diffusion, score)[1]
 
 
 # ---- 4.5 DSM loss
@@ -220,11 +221,11 @@ def dsm_detached(score, x_data, s, noise, sde):
 
 
 CORRECT = {
-    "4.1": [S.probability_flow_drift, pf_alt],
-    "4.2": [S.em_step, em_alt, em_float_t],
-    "4.3": [S.mixture_score, score_autograd, score_loop],
-    "4.4": [S.flow_time_drifts, flip_alt, flip_expanded],
-    "4.5": [S.dsm_loss, dsm_alt],
+    "4.1": [samplers.probability_flow_drift, pf_alt],
+    "4.2": [samplers.em_step, em_alt, em_float_t],
+    "4.3": [mixtures.mixture_score, score_autograd, score_loop],
+    "4.4": [samplers.flow_time_drifts, flip_alt, flip_expanded],
+    "4.5": [score_matching.dsm_loss, dsm_alt],
 }
 WRONG = {
     "4.1": [(pf_reverse_sde, "reverse-time SDE"), (pf_plus, "wrong sign"), (pf_g_not_squared, "square"),

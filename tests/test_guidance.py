@@ -120,7 +120,7 @@ def test_train_guided_is_reproducible_and_learns(one_thread):
 
 def test_mixture_ot_field_is_the_tweedie_field_of_the_exact_marginal():
     """u_t(x) = x/t + (1-t)/t grad log p_t(x), with p_t from utils.sde's mixture score (kernel a=t, b=1-t)."""
-    from utils.sde import mixture_score
+    from utils.mixtures import mixture_score
 
     target = guidance.labelled_eight_gaussians(std=0.3)
     g = torch.Generator().manual_seed(0)
@@ -154,7 +154,7 @@ def test_guided_mixture_field_weights_and_w0():
 
 
 def test_tilted_log_density_and_grid_sampler():
-    from utils.sde import mixture_log_prob
+    from utils.mixtures import mixture_log_prob
 
     target = guidance.labelled_eight_gaussians(std=0.4)
     x = torch.randn(30, 2, dtype=torch.float64)

@@ -9,7 +9,9 @@ import torch
 from utils import fields
 from utils.errors import InputError
 from utils.paths import OTPath, SchedulePath, VPPath, gaussian_conditional_velocity
-from utils.sde import GaussianMixture, VPSDE, eight_gaussians_mixture, mixture_score, probability_flow_field
+from utils.sde import VPSDE
+from utils.mixtures import GaussianMixture, eight_gaussians_mixture, mixture_score
+from utils.samplers import probability_flow_field
 
 
 def _cosine(t, sigma_min=0.05):

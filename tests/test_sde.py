@@ -8,9 +8,11 @@ import torch
 
 from utils.errors import InputError
 from utils.metrics import w2
-from utils.sde import (VESDE, VPSDE, GaussianMixture, ScoreModel, diffusion_time, dsm_loss, eight_gaussians_mixture,
-                       em_step, flow_time, mixture_log_prob, probability_flow_field, sample_probability_flow,
-                       sample_reverse_sde, train_score_model, w2_floor_spread)
+from utils.sde import VESDE, VPSDE, diffusion_time, flow_time
+from utils.mixtures import GaussianMixture, eight_gaussians_mixture, mixture_log_prob
+from utils.samplers import em_step, probability_flow_field, sample_probability_flow, sample_reverse_sde
+from utils.score_matching import ScoreModel, dsm_loss, train_score_model
+from utils.sampler_quality import w2_floor_spread
 
 SDES = [VPSDE(), VPSDE(beta_min=0.5, beta_max=5.0), VESDE(), VESDE(sigma_min=0.05, sigma_max=3.0)]
 
@@ -208,7 +210,7 @@ def test_stratified_samples_and_the_floor():
 
 
 def test_fewest_nfe_needs_the_run_to_stay_below_and_breaks_ties_by_name():
-    from utils.sde import fewest_nfe
+    from utils.sampler_quality import fewest_nfe
 
     rows = [dict(sampler="ODE", method=m, nfe=n, w2=q) for m, n, q in [
         ("rk4", 4, 0.2), ("rk4", 8, 0.5), ("rk4", 16, 0.2),    # dips below at 4, leaves, returns at 16
@@ -220,7 +222,7 @@ def test_fewest_nfe_needs_the_run_to_stay_below_and_breaks_ties_by_name():
 
 def test_flow_time_drifts_are_the_samplers_fields():
     """Exercise 4.4's reference: the reverse SDE's drift and the probability flow at s = 1 - t, both negated."""
-    from utils.sde import flow_time_drifts, reverse_sde_drift
+    from utils.samplers import flow_time_drifts, reverse_sde_drift
 
     target = _target()
     t = torch.tensor([0.1, 0.3, 0.6, 0.8, 0.95], dtype=torch.float64)
@@ -235,24 +237,24 @@ def test_flow_time_drifts_are_the_samplers_fields():
         assert torch.allclose(sde_drift - ode_field, 0.5 * sde.diffusion(s)[:, None] ** 2 * score(x, s), atol=1e-12)
 
 
-def test_noise_ceiling_is_the_untouched_noise_of_the_quality_table():
-    from utils.sde import quality_against_nfe, w2_noise_ceiling
+def test_noise_baseline_is_the_untouched_noise_of_the_quality_table():
+    from utils.sampler_quality import quality_against_nfe, w2_noise_baseline
 
     target, sde = eight_gaussians_mixture(), VPSDE()
-    ceiling = w2_noise_ceiling(sde, target, n=100, repeats=2, seed=3)
+    baseline = w2_noise_baseline(sde, target, n=100, repeats=2, seed=3)
     # by hand: the same x0 and the same stratified references as quality_against_nfe(seed=3)
     x0 = sde.prior_sample(200, torch.Generator().manual_seed(3))
     refs = [target.sample(100, 3 + 101 + r, stratified=True) for r in range(2)]
-    assert ceiling == pytest.approx((w2(x0[:100], refs[0]) + w2(x0[100:], refs[1])) / 2, abs=1e-12)
+    assert baseline == pytest.approx((w2(x0[:100], refs[0]) + w2(x0[100:], refs[1])) / 2, abs=1e-12)
     frozen = VPSDE(beta_min=1e-9, beta_max=1e-9)  # f and g vanish: the samplers leave x0 where it is
     rows = quality_against_nfe(frozen, lambda x, s: torch.zeros_like(x), target, sde_steps=[3], n=100, repeats=2,
                                seed=3, ode=[("euler", 2)])
-    assert all(r["w2"] == pytest.approx(ceiling, abs=1e-3) for r in rows)  # g ~ 3e-5 still adds a little noise
-    assert ceiling > 1.5 * w2_floor_spread(target, n=100, pairs=3)[0]  # noise is far from the 8 Gaussians
+    assert all(r["w2"] == pytest.approx(baseline, abs=1e-3) for r in rows)  # g ~ 3e-5 still adds a little noise
+    assert baseline > 1.5 * w2_floor_spread(target, n=100, pairs=3)[0]  # noise is far from the 8 Gaussians
 
 
 def test_double_precision_runs_keep_their_dtype_and_float32_is_unchanged():
-    from utils.sde import quality_against_nfe
+    from utils.sampler_quality import quality_against_nfe
 
     target, sde = eight_gaussians_mixture(), VPSDE()
     data = target.sample(2000, 5)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from utils.errors import InputError
-from utils.sde import VPSDE, eight_gaussians_mixture, sample_probability_flow, sample_reverse_sde
+from utils.sde import VPSDE
+from utils.mixtures import eight_gaussians_mixture
+from utils.samplers import sample_probability_flow, sample_reverse_sde
 from utils.widgets import SDEvsODEWidget
 
 

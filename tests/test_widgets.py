@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from utils.plotting import text_overlaps
-from utils.sde import VPSDE, eight_gaussians_mixture
+from utils.sde import VPSDE
+from utils.mixtures import eight_gaussians_mixture
 from utils.widgets import (PUSHFORWARD_MAPS, FigureWidget, PathExplorer, PushForwardWidget, SDEvsODEWidget,
                            VectorFieldExplorer)
 

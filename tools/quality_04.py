@@ -18,8 +18,10 @@ import math
 
 import torch
 
-from utils.sde import (VPSDE, eight_gaussians_mixture, fewest_nfe, quality_against_nfe, train_score_model,
-                       w2_floor_spread, w2_noise_ceiling)
+from utils.sde import VPSDE
+from utils.mixtures import eight_gaussians_mixture
+from utils.score_matching import train_score_model
+from utils.sampler_quality import fewest_nfe, quality_against_nfe, w2_floor_spread, w2_noise_baseline
 
 N, REPEATS = 1000, 4
 SEEDS = (0, 1, 2, 3, 4)
@@ -68,7 +70,7 @@ def learned_over_seeds(sde, target, floor: float, seeds=SEEDS, num_steps: int = 
                                      seed=seed)
         rows = quality_against_nfe(sde, model, target, LEARNED_SDE_STEPS, LEARNED_ODE_RUNS, n=N, repeats=REPEATS,
                                    seed=seed, desc=f"learned score, seed {seed}")
-        ceilings.append(w2_noise_ceiling(sde, target, n=N, repeats=REPEATS, seed=seed))
+        ceilings.append(w2_noise_baseline(sde, target, n=N, repeats=REPEATS, seed=seed))
         for r in rows:
             per_run.setdefault((r["sampler"], r["method"], r["setting"], r["nfe"] if r["method"] != "dopri5" else -1),
                                []).append(r["w2"])
@@ -102,7 +104,7 @@ def run() -> list[dict]:
     sde, target = VPSDE(), eight_gaussians_mixture()
     floor, spread = w2_floor_spread(target, n=N, pairs=8)
     noise = spread / math.sqrt(REPEATS)
-    ceiling = w2_noise_ceiling(sde, target, n=N, repeats=REPEATS)
+    ceiling = w2_noise_baseline(sde, target, n=N, repeats=REPEATS)
     rows = [dict(name="ceiling: the untouched noise x0 (seed 0)", value=ceiling, target=None, floor=floor,
                  note="a sampler no better than this has produced nothing")]
     rows += _summary(quality_against_nfe(sde, target.score_fn(sde), target, SDE_STEPS, ODE_RUNS, n=N,

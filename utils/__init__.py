@@ -15,8 +15,11 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.solvers``       Euler, midpoint, RK4, dopri5, with NFE counting (03)
 - ``utils.divergence``    exact and Hutchinson divergence, augmented-ODE log-likelihood (03)
 - ``utils.models``        TimeMLP v(x, t) and the label-conditioned ConditionalMLP (03, 07)
-- ``utils.sde``           diffusion SDEs, exact mixture scores, reverse SDE and probability flow samplers,
-                          denoising score matching; the diffusion/flow time mapping (04, 06)
+- ``utils.sde``           diffusion SDEs (VP, VE) and their kernels; the diffusion/flow time mapping (04)
+- ``utils.mixtures``      Gaussian mixtures and their exact scores under the diffusion kernels (04 to 07)
+- ``utils.samplers``      reverse SDE (Euler-Maruyama) and probability flow samplers (04, 06)
+- ``utils.score_matching`` denoising score matching: the loss, the score model, training (04, 06)
+- ``utils.sampler_quality`` W2 against NFE beside its floor and do-nothing baseline (04, 06)
 - ``utils.metrics``       exact 2-Wasserstein distance, its finite-sample floor, k-NN precision/recall (04 to 07)
 - ``utils.paths``         Gaussian probability paths (OT, VP), conditional and exact marginal fields (05)
 - ``utils.fields``        score to velocity for Gaussian paths, exact mixture fields, divergence-free

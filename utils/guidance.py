@@ -119,7 +119,7 @@ def train_guided(x_train: torch.Tensor, y_train: torch.Tensor, num_steps: int = 
 
 def labelled_eight_gaussians(radius: float = 2.0, std: float = 0.3):
     """The 8-Gaussians mixture (``utils.sde.eight_gaussians_mixture``); component k carries the label k."""
-    from .sde import eight_gaussians_mixture
+    from .mixtures import eight_gaussians_mixture
 
     return eight_gaussians_mixture(radius=radius, std=std)
 
@@ -175,7 +175,7 @@ def guided_mixture_field(target, y, w: float):
 def tilted_log_density(x: torch.Tensor, target, y: int, w: float) -> torch.Tensor:
     """log p(x|y)^{1+w} p(x)^{-w}, up to a constant: what guidance would sample if tilting commuted
     with noising. ``p(x|y)`` is component ``y`` of ``target`` (renormalised), ``p`` the whole mixture."""
-    from .sde import mixture_log_prob
+    from .mixtures import mixture_log_prob
 
     check_points(x, "x", dim=target.means.shape[1])
     k = _components(target, y)

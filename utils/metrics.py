@@ -6,7 +6,7 @@ uniform discrete measures of equal size is a permutation (Birkhoff), so it is
 an assignment problem, solved exactly by scipy's Hungarian-type solver.
 Always report it beside a finite-sample *floor*: the W2 between two samples
 of the target itself (its mean and spread over seeds: ``w2_floor_stats``), and
-beside a *ceiling*: what the untouched source noise scores against the same
+beside a *baseline* (doing nothing): what the untouched source noise scores against the same
 reference. The plug-in W2^2 between finite samples is biased *upwards*
 (OT is convex in the two measures, so by Jensen E W2^2(mu_n, nu_n) >= W2^2(mu, nu));
 the floor is that bias. Compare W2 values only at equal sample sizes.

@@ -73,7 +73,7 @@ def flow_sampler(v_theta: Callable, method: str = "euler") -> Callable:
 
 def sde_samplers(sde, score, seed: int = 0) -> dict[str, Callable]:
     """The reverse SDE (Euler-Maruyama) and the probability flow ODE (Euler) of notebook 04's learned score."""
-    from .sde import sample_probability_flow, sample_reverse_sde
+    from .samplers import sample_probability_flow, sample_reverse_sde
 
     @torch.no_grad()
     def reverse(x0, nfe):

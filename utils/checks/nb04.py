@@ -5,7 +5,8 @@ import math
 
 import torch
 
-from .. import sde as S
+from .. import mixtures, samplers, score_matching
+from ..sde import VESDE, VPSDE
 from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
 
 NB = "04_sde_to_ode"
@@ -17,7 +18,7 @@ def _points(n=7, seed=40, scale=1.5):
 
 def _mixture():
     """Unequal weights and stds, so responsibilities matter."""
-    return S.GaussianMixture(torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]], dtype=torch.float64),
+    return mixtures.GaussianMixture(torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]], dtype=torch.float64),
                              torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64),
                              torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
 
@@ -25,13 +26,13 @@ def _mixture():
 # ---------------------------------------------------------------- 4.1
 
 @exercise("4.1", title="The probability flow drift", notebook=NB, answer="probability_flow_drift",
-          reference=S.probability_flow_drift, minutes=10,
+          reference=samplers.probability_flow_drift, minutes=10,
           practises="the probability flow ODE dx/ds = f - g^2 score / 2 from the SDE's f, g and the score")
 def check_4_1(answer):
     x = _points()
     s = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
     target = _mixture()
-    for sde in (S.VPSDE(), S.VESDE()):
+    for sde in (VPSDE(), VESDE()):
         score = target.score_fn(sde)
         got = call(answer, x, s, sde.drift, sde.diffusion, score, name="probability_flow_drift")
         got = expect_tensor(got, x.shape, f"the drift for the {sde.name} SDE",
@@ -54,7 +55,7 @@ def check_4_1(answer):
         expect_close(got, f - 0.5 * g2 * sc, f"the probability flow drift for the {sde.name} SDE", atol=1e-6,
                      inputs=x, mistakes=mistakes)
     # independent of the reference: data N(0, I) is stationary under VP, so nothing may move
-    sde = S.VPSDE()
+    sde = VPSDE()
     got = call(answer, x, s, sde.drift, sde.diffusion, lambda y, _: -y, name="probability_flow_drift")
     if got.abs().max() > 1e-6:
         raise CheckFailure("For data N(0, I) the VP SDE never changes p_s (score -x), so the probability flow "
@@ -71,7 +72,7 @@ def _ou():
     return drift, diffusion
 
 
-@exercise("4.2", title="An Euler-Maruyama step", notebook=NB, answer="em_step", reference=S.em_step,
+@exercise("4.2", title="An Euler-Maruyama step", notebook=NB, answer="em_step", reference=samplers.em_step,
           minutes=10, practises="discretising dx = f dt + g dW: the noise enters once, scaled by sqrt(dt)")
 def check_4_2(answer):
     drift, diffusion = _ou()
@@ -141,7 +142,7 @@ def _autograd_score(x, target, a, b):
 
 
 @exercise("4.3", title="The exact score of a noised Gaussian mixture", notebook=NB, answer="mixture_score",
-          reference=S.mixture_score, minutes=20,
+          reference=mixtures.mixture_score, minutes=20,
           practises="Gaussian kernels map mixtures to mixtures; the score is a responsibility-weighted average")
 def check_4_3(answer):
     target = _mixture()
@@ -153,14 +154,14 @@ def check_4_3(answer):
         got = expect_tensor(got, x.shape, f"the score at a = {a}, b = {b}",
                             finite_hint="Work with log-weights and torch.softmax / logsumexp: products of "
                                         "small densities underflow.")
-        expected = _autograd_score(x, S.GaussianMixture(m, sd, w / w.sum()), a, b)
+        expected = _autograd_score(x, mixtures.GaussianMixture(m, sd, w / w.sum()), a, b)
         var = a**2 * sd**2 + b**2
         comp_scores = (a * m[None] - x[:, None, :]) / var[None, :, None]  # (n, K, d)
         wrong = []
         if a != 1.0:
             v1 = sd**2 + b**2
             r1 = torch.softmax(torch.log(w) - ((x[:, None, :] - a * m[None]) ** 2).sum(-1) / (2 * v1) - torch.log(v1), 1)
-            wrong += [(S.mixture_score(x, m, sd, w, 1.0, b),
+            wrong += [(mixtures.mixture_score(x, m, sd, w, 1.0, b),
                        f"At a = {a}: the component means must be scaled too: x_s = a x + b noise moves "
                        "m_k to a m_k."),
                       ((r1[:, :, None] * (a * m[None] - x[:, None, :]) / v1[None, :, None]).sum(1),
@@ -179,7 +180,7 @@ def check_4_3(answer):
             ((w[None, :, None] * comp_scores).sum(1),
              "You averaged the component scores with the mixture weights w_k. The weights must be the "
              "responsibilities r_k(x) = w_k N_k(x) / sum_j w_j N_j(x), which depend on x (a softmax)."),
-            (S.mixture_score(x, m, sd, torch.ones_like(w), a, b),
+            (mixtures.mixture_score(x, m, sd, torch.ones_like(w), a, b),
              "The mixture weights w_k are missing from the responsibilities: r_k is proportional to "
              "w_k N_k(x), not N_k(x)."),
             (comp_scores.mean(1), "You took the plain average of the component scores: weight them by the "
@@ -212,7 +213,7 @@ def _two_tensors(got, x, what):
 
 
 @exercise("4.4", title="The time flip: both drifts in flow time", notebook=NB, answer="flow_time_drifts",
-          reference=S.flow_time_drifts, minutes=15,
+          reference=samplers.flow_time_drifts, minutes=15,
           practises="diffusion time s to flow time t = 1 - s: evaluate at s = 1 - t, and every drift changes sign "
                     "(dt = -ds) while the noise keeps its form")
 def check_4_4(answer):
@@ -220,7 +221,7 @@ def check_4_4(answer):
     # flow times, none at 0.5 (where t = 1 - t) so that swapping the convention always shows
     t = torch.tensor([0.07, 0.2, 0.33, 0.61, 0.74, 0.86, 0.95], dtype=torch.float64)
     target = _mixture()
-    for sde in (S.VPSDE(), S.VESDE()):
+    for sde in (VPSDE(), VESDE()):
         score = target.score_fn(sde)
         what = f"the {sde.name} SDE"
         got = _two_tensors(call(answer, x, t, sde.drift, sde.diffusion, score, name="flow_time_drifts"), x, what)
@@ -262,7 +263,7 @@ def check_4_4(answer):
         ], sign_hint="In flow time the probability flow is -[f - g^2 score / 2] at s = 1 - t.")
     # independent of the formulas above: N(0, I) data is stationary under VP, so its flow field is zero and
     # the reverse SDE drift is -beta(s) x / 2 (it then keeps N(0, I) with the noise it injects)
-    sde = S.VPSDE()
+    sde = VPSDE()
     got = _two_tensors(call(answer, x, t, sde.drift, sde.diffusion, lambda y, _: -y, name="flow_time_drifts"), x,
                        "data N(0, I) under VP")
     if got[1].abs().max() > 1e-6:
@@ -287,14 +288,14 @@ class _LinearScore(torch.nn.Module):
         return x @ self.W.T * (1 + s)[:, None] + self.c
 
 
-@exercise("4.5", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=S.dsm_loss,
+@exercise("4.5", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=score_matching.dsm_loss,
           minutes=15, practises="noise the data with the kernel; regress the score onto -noise / b, weighted by b^2")
 def check_4_5(answer):
     g = torch.Generator().manual_seed(45)
     x_data = torch.randn(64, 2, generator=g, dtype=torch.float64) + 1.0
     s = 0.05 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
     noise = torch.randn(64, 2, generator=g, dtype=torch.float64)
-    for sde in (S.VPSDE(), S.VESDE()):
+    for sde in (VPSDE(), VESDE()):
         model = _LinearScore()
         got = call(answer, model, x_data, s, noise, sde, name="dsm_loss")
         got = expect_tensor(got, (), f"the loss for the {sde.name} SDE")

@@ -21,7 +21,8 @@ from matplotlib.collections import LineCollection
 
 from ..errors import InputError, check_points
 from ..plotting import COLORS
-from ..sde import diffusion_time, sample_probability_flow, sample_reverse_sde
+from ..sde import diffusion_time
+from ..samplers import sample_probability_flow, sample_reverse_sde
 from .base import FigureWidget, one_thread
 from .explorer import trail_segments
 
