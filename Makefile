@@ -22,6 +22,7 @@ help:
 	echo "make lectures   regenerate lectures/ from solutions/"
 	echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
 	echo "make bench      calibrated notebook times, grading time, sample quality"
+	echo "make weights    retrain the converged references into weights/ (minutes; NAMES=\"02_realnvp\" JOBS=2)"
 	echo "make lock       re-pin requirements*.txt and environment.yml from requirements*.in"
 	echo "instructors (INSTRUCTORS.md):"
 	echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
@@ -89,6 +90,11 @@ solutions: $(STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m tools.bench
+
+# The converged references (utils/references.py): retrain into weights/ (minutes). NAMES="02_realnvp ..." JOBS=2
+.PHONY: weights
+weights: $(STAMP)
+	$(PY) -m tools.weights $(NAMES) $(if $(JOBS),--jobs $(JOBS))
 
 # Locks are frozen from a fresh environment holding exactly the direct pins and what they need.
 LOCK_VENV := build/lock-venv
