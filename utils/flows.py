@@ -187,7 +187,7 @@ def moons_log_prob(x: torch.Tensor, noise: float = 0.05, num_angles: int = 200) 
 # ---------------------------------------------------------------- notebook 02's converged reference
 # The recipe of notebook 02 (utils.references): the same flow (8 affine couplings, width 32), data, seed,
 # optimiser and batch as the notebook's live run, trained for REALNVP_STEPS steps instead of 700.
-REALNVP_STEPS = 6000
+REALNVP_STEPS = 12000
 
 
 def moons_train_test() -> tuple[torch.Tensor, torch.Tensor]:
