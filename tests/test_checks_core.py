@@ -126,3 +126,15 @@ def test_a_nan_is_matched_to_the_mistake_that_makes_it():
     with pytest.raises(CheckFailure, match="1 NaN"):  # NaN elsewhere: not that mistake
         expect_close(torch.tensor([float("nan"), 2.0]), torch.tensor([1.0, 2.0]),
                      mistakes=[(wrong, "no absolute value")])
+
+
+def test_every_check_function_is_named_after_its_exercise():
+    """Issue 25 item 4: the check of exercise N.M is ``check_N_M``, in the module of notebook N."""
+    from utils.checks import exercises
+
+    for ex in exercises():
+        major = ex.id.split(".")[0]
+        assert ex.check.__name__ == "check_" + ex.id.replace(".", "_"), \
+            f"exercise {ex.id} is checked by {ex.check.__name__}"
+        assert ex.check.__module__ == f"utils.checks.nb{int(major):02d}", \
+            f"exercise {ex.id} is checked in {ex.check.__module__}"

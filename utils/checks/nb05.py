@@ -114,7 +114,7 @@ def _fixed_field(x, t):
 
 @exercise("5.5", title="The CFM loss of a batch", notebook=NB, answer="cfm_loss", reference=cfm.cfm_loss,
           minutes=12, practises="regressing v_theta(xt, t) on the conditional field; what the network may see")
-def check_5_3(answer):
+def check_5_5(answer):
     g = torch.Generator().manual_seed(53)
     n = 64
     x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
@@ -208,12 +208,12 @@ def _standard(z: torch.Tensor) -> bool:
 
 @exercise("5.6", title="A CFM training step", notebook=NB, answer="training_step", reference=cfm.training_step,
           minutes=15, practises="sampling x0 and t, the CFM loss, and one optimiser step")
-def check_5_4(answer):
+def check_5_6(answer):
     with torch.random.fork_rng(devices=[]):  # the spies' initialisation must not move the student's global RNG
-        return _check_5_4(answer)
+        return _check_5_6(answer)
 
 
-def _check_5_4(answer):
+def _check_5_6(answer):
     path = paths.OTPath(sigma_min=0.05)
     x1 = moons(512, seed=54)
     spy, lr = _Spy(), 0.05
@@ -358,7 +358,7 @@ def _posterior_average(x, data, t, path, logits_fn, normalise=True, with_dmu=Tru
 @exercise("5.3", title="The marginal field of a data set", notebook=NB, answer="marginal_velocity",
           reference=marginal_velocity, points=2, minutes=15,
           practises="the marginal field as the posterior (softmax) average of the conditional fields")
-def check_5_5(answer):
+def check_5_3(answer):
     g = torch.Generator().manual_seed(55)
     data = moons(9, seed=55).double()
     x = torch.randn(50, 2, generator=g, dtype=torch.float64) * 1.5
@@ -444,7 +444,7 @@ def _vp_beta(s: float) -> float:
           reference=velocity_from_score, minutes=15,
           practises="Tweedie's formula turns a score into the flow matching field; diffusion and flow matching "
                     "learn one object")
-def check_5_6(answer):
+def check_5_4(answer):
     g = torch.Generator().manual_seed(56)
     data = moons(12, seed=56).double()
     x = torch.randn(40, 2, generator=g, dtype=torch.float64) * 1.5
