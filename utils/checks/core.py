@@ -21,6 +21,7 @@ with a message for the student. The helpers below (:func:`call`,
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import traceback
@@ -210,19 +211,74 @@ def call(fn: Callable, *args, name: str | None = None,
     """
     if not callable(fn):
         raise CheckFailure(f"Expected a function or class, got {describe(fn)}.")
+    label = name or getattr(fn, "__name__", "your function")
+    watched = _snapshot(fn, args, kwargs)
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
     except (NotImplementedError, CheckFailure):
         raise
     except Exception as e:
+        _expect_unchanged(watched, label)  # an input changed in place explains the error better
         if explain is not None:
             named = explain(e)
             if named:
                 raise CheckFailure(named) from None
         shown = ", ".join(describe(a) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
-        label = name or getattr(fn, "__name__", "your function")
         raise CheckFailure(f"`{label}` raised {type(e).__name__}: {e}{_student_location(e.__traceback__)}\n"
                            f"It was called with: {shown}.") from None
+    _expect_unchanged(watched, label)
+    return out
+
+
+def _argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """The names ``fn`` gives its positional arguments (its own parameter names), else "number k"."""
+    names = [f"number {k + 1}" for k in range(len(args))]
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return names
+    k = 0
+    for pname, value in bound.arguments.items():
+        param = bound.signature.parameters[pname]
+        if param.kind == param.VAR_POSITIONAL:
+            for j in range(len(value)):
+                if k < len(names):
+                    names[k] = f"{pname}[{j}]"
+                k += 1
+        elif param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD) and k < len(args) \
+                and value is args[k]:
+            names[k] = pname
+            k += 1
+    return names
+
+
+def _snapshot(fn: Callable, args: tuple, kwargs: dict) -> list[tuple[str, torch.Tensor, int, torch.Tensor]]:
+    """Every tensor argument (also inside a tuple or list), with its version counter and a copy of its values."""
+    items = list(zip(_argument_names(fn, args, kwargs), args)) + list(kwargs.items())
+    watched = []
+    for label, value in items:
+        inner = [(label, value)] if isinstance(value, torch.Tensor) else (
+            [(f"{label}[{j}]", v) for j, v in enumerate(value) if isinstance(v, torch.Tensor)]
+            if isinstance(value, (tuple, list)) else [])
+        for lab, t in inner:
+            watched.append((lab, t, t._version, t.detach().clone()))
+    return watched
+
+
+def _expect_unchanged(watched, label: str) -> None:
+    """Fail, naming the argument, when the answer changed one of its tensor inputs in place."""
+    for arg, t, version, copy in watched:
+        now = t.detach()
+        same = (now.shape == copy.shape and now.dtype == copy.dtype
+                and bool(((now == copy) | (now.isnan() & copy.isnan())).all()))
+        if not same or t._version != version:
+            raise CheckFailure(
+                f"`{label}` changed its argument `{arg}` in place"
+                + ("" if same else " (its values differ after the call)")
+                + ". In the notebook the caller goes on using that tensor (and views of it share its memory), "
+                  "so its values would silently change there, far from your code. Build a new tensor instead: "
+                  f"`{arg} = {arg} * c` rather than `{arg} *= c` or `{arg}.mul_(c)`, `x = x + dt * k` rather than "
+                  "`x += dt * k`, `torch.where(...)` or a `.clone()` before `[...] =`.")
 
 
 def expect_tensor(got: Any, shape: Sequence[int] | None = None, name: str = "the result",
