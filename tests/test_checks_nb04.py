@@ -92,6 +92,14 @@ def score_loop(x, means, stds, weights, a, b):
     return sum(r[:, k, None] * comps[k] for k in range(len(comps)))
 
 
+def score_exp(x, means, stds, weights, a, b):  # densities before normalising: 0/0 far away (issue 20)
+    v = a**2 * stds**2 + b**2
+    diff = a * means[None] - x[:, None, :]
+    dens = weights * torch.exp(-(diff**2).sum(-1) / (2 * v)) / v
+    r = dens / dens.sum(1, keepdim=True)
+    return (r[:, :, None] * diff / v[None, :, None]).sum(1)
+
+
 def score_unscaled_means(x, means, stds, weights, a, b):
     return mixtures.mixture_score(x, means, stds, weights, 1.0, b)
 
@@ -235,7 +243,8 @@ WRONG = {
             (em_no_dt_on_drift, "multiply the drift by dt")],
     "4.3": [(score_unscaled_means, "scaled"), (score_prior_weights, "responsibilities"),
             (score_no_weights, "weights w_k are missing"), (score_negated, "sign"),
-            (score_no_log_var, "normalising constant"), (score_softmax_over_points, "over the points")],
+            (score_no_log_var, "normalising constant"), (score_softmax_over_points, "over the points"),
+            (score_exp, "work in log space")],
     "4.4": [(flip_swapped_convention, "swapped the time convention"), (flip_no_sign_change, "wrong sign"),
             (flip_no_half, "factor 1/2 is missing"), (flip_only_f, "only f changed sign"),
             (flip_wrong_order, "wrong order"), (flip_half_for_sde, "full g^2 score"),

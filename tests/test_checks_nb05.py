@@ -245,6 +245,17 @@ def mv_logsoftmax(x, data, t, path):
 
 
 def mv_loop(x, data, t, path):
+    logits, fields = [], []
+    for x1 in data:
+        x1 = x1.expand_as(x)
+        mu, sigma = path.mean_std(x1, t)
+        logits.append(-((x - mu) ** 2).sum(1) / (2 * sigma[:, 0] ** 2))
+        fields.append(path.velocity(x, x1, t))
+    w = torch.softmax(torch.stack(logits, 1), dim=1)  # (n, m), in log space
+    return (w[:, :, None] * torch.stack(fields, 1)).sum(1)
+
+
+def mv_exp_loop(x, data, t, path):  # right near the data; 0/0 far from it (issue 20)
     total, weights = 0, 0
     for x1 in data:
         x1 = x1.expand_as(x)
@@ -253,6 +264,28 @@ def mv_loop(x, data, t, path):
         total = total + dens * path.velocity(x, x1, t)
         weights = weights + dens
     return total / weights
+
+
+def mv_exp_normalised(x, data, t, path):
+    mu, sigma = path.mean_std(data, t)
+    dmu, dsigma = path.mean_std_derivatives(data, t)
+    dens = torch.exp(-torch.cdist(x, mu) ** 2 / (2 * sigma.T**2))
+    w = dens / dens.sum(1, keepdim=True)
+    return (w[:, :, None] * (dsigma / sigma * (x[:, None, :] - mu) + dmu)).sum(1)
+
+
+def mv_weights_no_grad(x, data, t, path):  # issue 20: values right, the continuity check then fails
+    mu, sigma = path.mean_std(data, t)
+    dmu, dsigma = path.mean_std_derivatives(data, t)
+    with torch.no_grad():
+        w = torch.softmax(-torch.cdist(x, mu) ** 2 / (2 * sigma.T**2), dim=1)
+    return (w[:, :, None] * (dsigma / sigma * (x[:, None, :] - mu) + dmu)).sum(1)
+
+
+def mv_alias_in_place(x, data, t, path):  # issue 20: an alias of x updated in place
+    y = x
+    y -= 0.0
+    return marginal_velocity(y, data, t, path)
 
 
 def mv_uniform(x, data, t, path):
@@ -361,6 +394,11 @@ def sched_smoothstep(t, sigma_min):
     return a, 1 - (1 - sigma_min) * a, da, -(1 - sigma_min) * da
 
 
+def sched_circle(t, sigma_min):  # issue 20: sigma'(1) = -inf when sigma_min = 0, accepted
+    sigma = torch.sqrt(1 - (1 - sigma_min**2) * t**2)
+    return t, sigma, torch.ones_like(t), -(1 - sigma_min**2) * t / sigma
+
+
 def sched_ot(t, sigma_min):
     return t, 1 - (1 - sigma_min) * t, torch.ones_like(t), torch.full_like(t, -(1 - sigma_min))
 
@@ -414,7 +452,7 @@ CORRECT = {
     "5.6": [cfm.training_step, step_alt, step_mean_all, step_times_first],
     "5.3": [marginal_velocity, mv_logsoftmax, mv_loop],
     "5.4": [fields.velocity_from_score, vs_tweedie, vs_log_derivatives],
-    "5.7": [cosine_schedule, sched_smoothstep, sched_ot],
+    "5.7": [cosine_schedule, sched_smoothstep, sched_ot, sched_circle],
 }
 WRONG = {
     "5.1": [(ms_swapped, "time convention is swapped"), (ms_no_sigma_min, "ignores sigma_min"),
@@ -436,7 +474,10 @@ WRONG = {
             (mv_softmax_of_density, "softmax of the densities"), (mv_wrong_sign, "farthest"),
             (mv_no_variance, "not divided by 2 sigma_t^2"), (mv_no_dmu, "misses its mu_t' term"),
             (mv_distance_to_x1, "centred at mu_t(x1_j)"), (mv_wrong_axis, "over the query points"),
-            (mv_detached, "does not carry gradients"), (mv_swapped, "time convention is swapped")],
+            (mv_detached, "carries no gradient"), (mv_swapped, "time convention is swapped"),
+            (mv_exp_loop, "work in log space"), (mv_exp_normalised, "work in log space"),
+            (mv_weights_no_grad, "gradient of the field with respect to `x` is not"),
+            (mv_alias_in_place, "changed its argument `x` in place")],
     "5.4": [(vs_score_sign, "score term has the wrong sign"), (vs_no_sigma_sq, "lacks its sigma_t^2"),
             (vs_no_x_term, "a_t'/a_t x is missing"), (vs_dsigma_sign, "sigma_t' sigma_t term is flipped"),
             (vs_diffusion_time, "time convention is swapped"), (vs_vp_only, "used for every path")],

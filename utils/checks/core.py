@@ -35,7 +35,7 @@ from ..errors import describe
 __all__ = [
     "CheckFailure", "Exercise", "Result", "REGISTRY", "exercise", "get_exercise",
     "run_check", "check", "call", "expect_tensor", "expect_close", "expect_cases", "close",
-    "describe_difference", "fmt", "fmt_pair",
+    "describe_difference", "fmt", "fmt_pair", "expect_gradient", "expect_log_space",
 ]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
@@ -403,3 +403,55 @@ def expect_cases(got: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], 
     k = ok.index(False)
     expect_close(checked[k], expected[k], names[k], atol=atol, rtol=rtol, inputs=inputs[k],
                  input_name=input_name, sign_hint=sign_hint)
+
+
+def expect_gradient(got: torch.Tensor, expected: torch.Tensor, wrt: Sequence[torch.Tensor],
+                    wrt_names: Sequence[str], name: str = "the result", why: str = "",
+                    atol: float = 1e-6, rtol: float = 1e-5, seed: int = 0) -> None:
+    """Fail unless the answer's gradient equals the reference's, by autograd, with respect to ``wrt``.
+
+    For a result whose values are right: a part computed under ``torch.no_grad()`` or detached keeps the
+    values and loses (part of) the gradient, which a later cell needs. ``got`` and ``expected`` are
+    projected on one fixed random direction (seeded: the same message every run) and differentiated.
+    ``why`` says which later cell differentiates the answer.
+    """
+    why = f" {why}" if why else ""
+    cut = ("torch.no_grad(), .detach(), .data, .item() or a trip through numpy")
+    if not isinstance(got, torch.Tensor) or not got.requires_grad:
+        raise CheckFailure(f"The values are right, but {name} carries no gradient (it has no grad_fn): it was "
+                           f"computed under {cut}.{why}")
+    w = torch.randn(tuple(got.shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    g_got = torch.autograd.grad((got.double() * w).sum(), list(wrt), allow_unused=True, retain_graph=True)
+    g_exp = torch.autograd.grad((expected.double() * w).sum(), list(wrt), allow_unused=True, retain_graph=True)
+    for gg, ge, wname in zip(g_got, g_exp, wrt_names):
+        if ge is None:
+            continue
+        if gg is None:
+            raise CheckFailure(f"The values are right, but no gradient reaches `{wname}` through {name}: the part "
+                               f"that depends on it was computed under {cut}.{why}")
+        if not torch.allclose(gg.double(), ge.double(), atol=atol, rtol=rtol):
+            err = float((gg.double() - ge.double()).abs().max())
+            raise CheckFailure(f"The values are right, but the gradient of {name} with respect to `{wname}` is not "
+                               f"(it is off by up to {fmt(err, 2)}): part of the computation is cut off from the "
+                               f"graph ({cut}), so autograd sees it as a constant.{why}")
+
+
+def expect_log_space(got: Any, expected: torch.Tensor, name: str, where: str) -> None:
+    """Fail with "work in log space" when the answer overflows or underflows on extreme inputs ``where``.
+
+    ``expected`` is finite there; an answer that exponentiates densities before normalising returns NaN
+    (0/0 when every density underflows), inf, or zeros.
+    """
+    got = expect_tensor(got, expected.shape, name, finite=False)
+    g = got.detach().double().cpu()
+    e = expected.detach().double().cpu()
+    if not torch.isfinite(g).all():
+        bad = int((~torch.isfinite(g)).sum())
+        raise CheckFailure(f"{_sentence(name)} has {bad} NaN or infinite value(s) {where}: far from the data, or at "
+                           "a small scale, every density exp(-|x - mu|^2 / (2 sigma^2)) underflows to 0 (or "
+                           "overflows), and 0/0 = NaN. Work in log space: keep log-densities and normalise them "
+                           "with torch.softmax or torch.logsumexp, which subtract the largest one first.")
+    if not torch.allclose(g, e, atol=1e-6, rtol=1e-5):
+        raise CheckFailure(f"{_sentence(name)} is wrong {where}, though right near the data: a density underflowed "
+                           "or overflowed on the way. Work in log space: keep log-densities and normalise them "
+                           "with torch.softmax or torch.logsumexp.\n" + describe_difference(g, e, name, 1e-6, 1e-5))

@@ -7,7 +7,7 @@ import torch
 
 from .. import mixtures, samplers, score_matching
 from ..sde import VESDE, VPSDE
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+from .core import CheckFailure, call, exercise, expect_close, expect_log_space, expect_tensor, fmt
 
 NB = "04_sde_to_ode"
 
@@ -189,6 +189,13 @@ def check_4_3(answer):
         expect_close(got, expected, f"the score at a = {a}, b = {b} (against autograd of the exact log-density)",
                      atol=1e-6, rtol=1e-5, inputs=x, mistakes=wrong,
                      sign_hint="The score of N(mu, v I) at x is (mu - x) / v.")
+    # far from every component, and with narrow components, each density underflows: only log space survives
+    far = torch.tensor([[30.0, 30.0], [-40.0, 25.0], [0.2, -0.1]], dtype=torch.float64)
+    for a, b, scale, where in [(1.0, 0.3, 1.0, "at points far from the mixture, such as (30, 30)"),
+                               (1.0, 0.01, 0.01, "with narrow components (std_k and b of 0.01)")]:
+        got = call(answer, far, m, sd * scale, w, a, b, name="mixture_score")
+        expect_log_space(got, _autograd_score(far, mixtures.GaussianMixture(m, sd * scale, w / w.sum()), a, b),
+                         f"the score at a = {a}, b = {b}", where)
     return "It equals autograd's gradient of the exact log-density of the noised mixture."
 
 

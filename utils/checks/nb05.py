@@ -8,7 +8,8 @@ from torch import nn
 
 from .. import cfm, paths
 from ..datasets import moons
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+from .core import (CheckFailure, call, exercise, expect_close, expect_gradient, expect_log_space, expect_tensor,
+                   fmt)
 
 NB = "05_flow_matching"
 SWAPPED = ("The time convention is swapped: in flow matching t=0 is the noise (mu_0 = 0, sigma_0 = 1) and "
@@ -417,11 +418,19 @@ def check_5_3(answer):
                          "The softmax runs over the query points x instead of the data points: normalise the "
                          "weights of each x over j = 1..m (dim=1 of an (n, m) array)."))
         expect_close(got, expected, f"u_t(x) for {path!r} at t = {t}", atol=1e-6, rtol=1e-6, mistakes=mistakes)
-    xg = x[:5].clone().requires_grad_(True)
-    out = call(answer, xg, data.clone(), 0.5, paths.OTPath(0.05), name="marginal_velocity")
-    if not (isinstance(out, torch.Tensor) and out.requires_grad):
-        raise CheckFailure("The values are right, but the field does not carry gradients in x (a .detach(), "
-                           ".item() or numpy on the way?): the next cell differentiates p_t u_t in x by autograd.")
+    # far from the data and at a small sigma_t every Gaussian density underflows: only log space survives
+    far = torch.tensor([[30.0, 30.0], [-25.0, 40.0], [0.3, -0.2], [60.0, -45.0]], dtype=torch.float64)
+    for path, t, where in [(paths.OTPath(0.05), 0.5, "at points far from the data, such as (30, 30)"),
+                           (paths.OTPath(0.0), 0.999, "at t = 0.999, where sigma_t = 0.001 is small")]:
+        got = call(answer, far.clone(), data.clone(), t, path, name="marginal_velocity")
+        expect_log_space(got, path.marginal_velocity(far, data, t), f"the marginal field ({path!r}, t = {t})", where)
+    # the next cell differentiates p_t u_t in x by autograd: the gradient must be the reference's
+    path = paths.OTPath(0.05)
+    xg = x[:8].clone().requires_grad_(True)
+    out = call(answer, xg, data.clone(), 0.5, path, name="marginal_velocity")
+    expect_gradient(out, path.marginal_velocity(xg, data, 0.5), [xg], ["x"], "the field",
+                    why="The next cell differentiates p_t u_t in x by autograd (the continuity equation), and "
+                        "would report a large residual. Compute the weights with gradients on.")
     return ("It is the posterior average of the conditional fields, for the OT, VP and a cosine path: "
             "flow matching's target, on a finite data set.")
 
@@ -483,6 +492,9 @@ def check_5_4(answer):
 # ---------------------------------------------------------------- 5.7 design a path
 
 def _schedule_columns(answer, t, sigma_min, n):
+    """a, sigma, da, dsigma as (n, 1) float64 columns. With sigma_min = 0, sigma' may be infinite at t = 1
+    (sigma = sqrt(1 - t^2) has a vertical tangent there): the statement asks sigma > 0 only for t < 1, and
+    training and sampling never evaluate t = 1 (they stop at utils.cfm.T_MAX), so that edge is accepted."""
     out = call(answer, t.clone(), sigma_min, name="path_schedule")
     if not isinstance(out, (tuple, list)) or len(out) != 4:
         raise CheckFailure("`path_schedule` should return four tensors (a, sigma, da, dsigma).")
@@ -490,7 +502,14 @@ def _schedule_columns(answer, t, sigma_min, n):
     for name, v in zip(("a", "sigma", "da", "dsigma"), out):
         if isinstance(v, (int, float)):
             v = torch.full((n, 1), float(v), dtype=t.dtype)
-        v = expect_tensor(v, None, f"`{name}`")
+        at_one = t[:, 0] == 1
+        edge = name == "dsigma" and sigma_min == 0 and bool(at_one.any())
+        v = expect_tensor(v, None, f"`{name}`", finite=not edge)
+        if edge:  # an infinite sigma'(1) is fine; everything else must be finite
+            rest = v.reshape(-1)[~at_one] if v.numel() == n else v.reshape(-1)
+            expect_tensor(rest, None, f"`{name}` (at t < 1)")
+            if torch.isnan(v).any():
+                expect_tensor(v, None, f"`{name}`")
         if tuple(v.shape) == (n,):
             v = v[:, None]
         if tuple(v.shape) != (n, 1):
