@@ -135,6 +135,49 @@ def test_every_state_equals_a_fresh_render_and_has_no_overlapping_text(case):
     assert [id(ax) for ax in w.fig.axes] == axes
 
 
+def _extremes(control):
+    """The extreme values of a control: a slider's ends, every option of a menu, both of a checkbox."""
+    import ipywidgets as W
+
+    if isinstance(control, (W.FloatSlider, W.IntSlider)):
+        return [control.min, control.max]
+    if isinstance(control, W.SelectionSlider):
+        return [control.options[0], control.options[-1]]
+    if isinstance(control, W.Checkbox):
+        return [not control.value, control.value]
+    if hasattr(control, "options"):
+        return list(control.options)
+    raise AssertionError(f"no extremes known for {type(control).__name__}")
+
+
+def test_no_text_outside_the_image_or_overlapping_at_every_controls_extremes(case):
+    """The PNG is the canvas, uncropped: a title or label past its edge is cut off (04's two-line
+    titles were). Checked at the initial state and with each control at each of its extremes."""
+    name, w, _ = case
+    start = w.values()
+    w.check_text()
+    for control in w.controls:
+        before = control.value
+        for value in _extremes(control):
+            if control.disabled:
+                continue
+            control.value = value
+            assert w.error is None, f"{name}: {w.error!r}"
+            w.check_text()
+        control.value = before
+    w.set_values(start)
+
+
+def test_text_outside_the_canvas_is_named():
+    from utils.plotting import FigureTextOverlap
+
+    w = SDEvsODEWidget(VPSDE(), lambda x, s: -x, n=20, steps_options=(2,), steps=2)
+    w.check_text()
+    w.fig.set_size_inches(9, 4.0)  # too short for its layout: the titles leave the canvas
+    with pytest.raises(FigureTextOverlap, match="(?s)outside its canvas.*the title 'reverse SDE"):
+        w.check_text()
+
+
 def _random_moves(w, moves, n, seed):
     """n moves drawn from the case's controls and values (so every value is a legal one)."""
     rng = np.random.default_rng(seed)

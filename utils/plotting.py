@@ -12,7 +12,7 @@ import matplotlib
 import torch
 
 __all__ = ["COLORS", "scatter", "figure_png", "setup_axes", "check_text_overlap", "text_overlaps", "figure_texts",
-           "FigureTextOverlap", "install_figure_check"]
+           "text_outside", "FigureTextOverlap", "install_figure_check"]
 
 COLORS = {
     "base": "#3b6fb6",    # noise, t = 0
@@ -58,7 +58,8 @@ def figure_png(fig: "matplotlib.figure.Figure", dpi: int = 80) -> bytes:
 
 # ---------------------------------------------------------------------- no overlapping text
 class FigureTextOverlap(AssertionError):
-    """Two text boxes of a figure overlap (raised by :func:`check_text_overlap`)."""
+    """Two text boxes of a figure overlap, or a text falls outside the canvas (raised by
+    :func:`check_text_overlap`)."""
 
 
 def _axes_name(fig, ax) -> str:
@@ -131,13 +132,37 @@ def text_overlaps(fig, tolerance: float = 1.0) -> list[tuple[str, str]]:
     return found
 
 
-def check_text_overlap(fig, name: str = "the figure", tolerance: float = 1.0) -> None:
-    """Raise :class:`FigureTextOverlap` naming every pair of overlapping text boxes of ``fig``."""
+def text_outside(fig, tolerance: float = 1.0, draw: bool = True) -> list[str]:
+    """Names of the text boxes of ``fig`` that reach more than ``tolerance`` pixels past the edge of
+    its canvas: what a PNG of the canvas cuts off (a widget's image; a title above the top edge).
+
+    ``draw=False`` measures the figure as last drawn (a widget's canvas, drawn in place)."""
+    canvas = fig.canvas
+    renderer = fig._get_renderer() if draw or not hasattr(canvas, "get_renderer") else canvas.get_renderer()
+    if draw:
+        fig.draw(renderer)
+    width, height = renderer.get_canvas_width_height()
+    return [name for name, box in figure_texts(fig, renderer)
+            if box.x0 < -tolerance or box.y0 < -tolerance or box.x1 > width + tolerance or box.y1 > height + tolerance]
+
+
+def check_text_overlap(fig, name: str = "the figure", tolerance: float = 1.0, inside: bool = False) -> None:
+    """Raise :class:`FigureTextOverlap` naming every pair of overlapping text boxes of ``fig`` and,
+    with ``inside=True`` (a figure shown as its canvas, not cropped to its contents), every text
+    that falls outside the canvas."""
     pairs = text_overlaps(fig, tolerance)
+    outside = text_outside(fig, tolerance, draw=False) if inside else []
+    problems = []
     if pairs:
         lines = "\n".join(f"  - {a} overlaps {b}" for a, b in pairs)
-        raise FigureTextOverlap(f"{name} has overlapping text ({len(pairs)} pair{'s' if len(pairs) > 1 else ''}):"
-                                f"\n{lines}\nShorten titles, use layout='constrained', or fewer ticks.")
+        problems.append(f"{name} has overlapping text ({len(pairs)} pair{'s' if len(pairs) > 1 else ''}):\n{lines}"
+                        "\nShorten titles, use layout='constrained', or fewer ticks.")
+    if outside:
+        lines = "\n".join(f"  - {a}" for a in outside)
+        problems.append(f"{name} has text outside its canvas, cut off in the image ({len(outside)}):\n{lines}"
+                        "\nMake the figure taller or wider, or the titles shorter.")
+    if problems:
+        raise FigureTextOverlap("\n".join(problems))
 
 
 CHECK_FIGURES_ENV = "COURSE_CHECK_FIGURES"
@@ -175,11 +200,26 @@ def install_figure_check(shell=None) -> bool:
 
         def __call__(self, obj):
             if isinstance(obj, Figure):
-                check_text_overlap(obj, name=f"this figure ({obj.get_suptitle() or _first_title(obj)!r})")
+                # the inline backend crops a shown figure to its contents (bbox_inches="tight", its
+                # default): text past the canvas is then kept, so only a figure shown uncropped is
+                # also checked for it
+                config = _inline_config(shell)
+                kwargs = config.print_figure_kwargs if config is not None else {"bbox_inches": "tight"}
+                check_text_overlap(obj, name=f"this figure ({obj.get_suptitle() or _first_title(obj)!r})",
+                                   inside=kwargs.get("bbox_inches") != "tight")
             return None
 
     shell.display_formatter.formatters[CHECK_MIME] = FigureTextCheck(parent=shell.display_formatter)
     return True
+
+
+def _inline_config(shell):
+    """The inline backend's configuration object of ``shell`` (None outside one)."""
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # pragma: no cover - the course pins matplotlib-inline
+        return None
+    return InlineBackend.instance(parent=shell) if InlineBackend.initialized() else None
 
 
 def _first_title(fig) -> str:

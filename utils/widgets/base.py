@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import sys
 import threading
 import weakref
@@ -252,10 +253,21 @@ class FigureWidget(W.VBox):
                 self.message.value = (f"<span style='color:#b00020'>could not draw this setting: "
                                       f"{html.escape(type(err).__name__)}: {html.escape(str(err))}</span>")
                 return
+            if raise_errors and os.environ.get("COURSE_CHECK_FIGURES") == "1":  # the first image, checked
+                self.check_text()
             self.image.value = png
             self.drawn_values, self.renders, self.error = values, self.renders + 1, None
             if self.message.value:
                 self.message.value = ""
+
+    def check_text(self) -> None:
+        """Raise :class:`utils.plotting.FigureTextOverlap` if two texts of the figure overlap or one
+        falls outside the image (the PNG is the canvas, uncropped). Run on the first image when
+        ``COURSE_CHECK_FIGURES=1``; the tests run it at every control's extremes."""
+        from ..plotting import check_text_overlap
+
+        with DRAW_LOCK:
+            check_text_overlap(self.fig, name=f"the figure of {type(self).__name__} at {self.values()}", inside=True)
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until every requested redraw is drawn (for tests and scripts); False on timeout."""

@@ -131,7 +131,8 @@ class VectorFieldExplorer(FigureWidget):
         ax.add_collection(self.trail_lines)
         self.stream_artists: list = []
         self.dots = ax.scatter([], [], s=6, color=COLORS[self.particles_kind], zorder=3, label="particles")
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
+                   xlabel="first coordinate", ylabel="second coordinate")
         legend = ax.legend(loc="upper right", fontsize=8)
         self.live = [self.quiver, self.trail_lines, self.dots, legend, ax.title]
         if self.density is not None:
@@ -139,7 +140,8 @@ class VectorFieldExplorer(FigureWidget):
             self.density_artist = ax2.imshow(np.zeros((DENSITY_GRID, DENSITY_GRID)), origin="lower",
                                              extent=(-lim, lim, -lim, lim), cmap="Oranges")
             self.dots2 = ax2.scatter([], [], s=3, color=COLORS[self.particles_kind], alpha=0.7)
-            ax2.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+            ax2.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
+                   xlabel="first coordinate", ylabel="second coordinate")
             self.live += [self.density_artist, self.dots2, ax2.title]
 
     def update(self) -> None:

@@ -141,7 +141,8 @@ class PathExplorer(FigureWidget):
         self.live = [self.density_artist, self.quiver_marginal, self.trail_lines, self.dots_marginal, data, legend_m,
                      ax_m.title, self.quiver_conditional, self.dots_conditional, self.star, legend_c, ax_c.title]
         for ax in self.axes:
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
+                   xlabel="first coordinate", ylabel="second coordinate")
 
     def update(self) -> None:
         self.sigma_min.disabled = self.path_name.value == "VP"

@@ -80,6 +80,9 @@ class PushForwardWidget(FigureWidget):
             ax.yaxis.set_major_locator(MaxNLocator(5))
             ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))  # labels of one width: the layout holds
         self.live = [ax_x]  # the right panel's limits and ticks follow f and a: it is redrawn whole
+        # the layout is computed once, but a tick label can land on the right panel's edge for some
+        # f and a: room for half a label on each side keeps it inside the image
+        self.fig.get_layout_engine().set(w_pad=0.2)
 
     def update(self) -> None:
         ax_x = self.axes[1]

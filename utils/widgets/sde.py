@@ -53,7 +53,9 @@ class SDEvsODEWidget(FigureWidget):
         self.steps = W.SelectionSlider(options=steps_options, value=steps, description="steps")
         self.t = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.01, description="t (flow)",
                                readout_format=".2f")
-        super().__init__([self.steps, self.t], figsize=(9, 4.6), ncols=2, dpi=72)
+        # tall enough for two square panels under two-line titles: at 4.6 inches constrained layout
+        # could not fit them, and the titles' first lines and the x labels fell off the image
+        super().__init__([self.steps, self.t], figsize=(9, 5.2), ncols=2, dpi=72)
 
     def paths(self, steps: int | None = None) -> tuple:
         """(times, SDE path, ODE path) for a step count: paths (steps + 1, n, 2), cached."""
@@ -101,7 +103,8 @@ class SDEvsODEWidget(FigureWidget):
             trails = LineCollection([], colors=COLORS["path"], linewidths=0.6, alpha=0.7)
             ax.add_collection(trails)
             dots = ax.scatter([], [], s=6, color=COLORS[kind], zorder=3, label=f"{kind.upper()} particles")
-            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="first coordinate",
+                   ylabel="second coordinate")
             legend = ax.legend(loc="upper right", fontsize=8)
             self.panels.append((image, trails, dots))
             self.live += [a for a in (image, trails, dots, legend, ax.title) if a is not None]
