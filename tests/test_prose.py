@@ -135,3 +135,53 @@ def test_first_level_strips_nested_details():
     hint = ("<details><summary><b>Hint</b></summary>\n\nUse `torch.func.jacrev`.\n\n"
             "<details><summary>Show code</summary>\n\n```python\nreturn x + 1\n```\n\n</details>\n</details>")
     assert "jacrev" in first_level(hint) and "return" not in first_level(hint)
+
+
+# ---------------------------------------------------------------------- where the student works (issue 24, M1)
+def _make_work_dir() -> str:
+    """The folder ``make lab`` opens JupyterLab on: the Makefile's WORK, which must be the lab's root."""
+    makefile = (ROOT / "Makefile").read_text()
+    m = re.search(r"^WORK \?= (\S+)$", makefile, flags=re.M)
+    assert m, "Makefile: no `WORK ?= folder` line"
+    assert "--ServerApp.root_dir=$(WORK)" in makefile, "Makefile: `make lab` must open JupyterLab on $(WORK)"
+    return m.group(1)
+
+
+# "lectures/ holds the notebooks you work in", "jupyter lab lectures/": the course as shipped named as
+# the place to work
+LECTURES_AS_WORKPLACE = re.compile(
+    r"`lectures/`[^.;:\n]*\b(?:you work|work in|work there|your (?:copy|answers|notebooks))"
+    r"|jupyter[ -]lab\s+lectures/?", flags=re.I)
+
+
+def where_the_student_works_problems(notebook_00: str, readme: str, work: str) -> list[str]:
+    problems = []
+    for name, text in (("notebook 00", notebook_00), ("README.md", readme)):
+        for m in LECTURES_AS_WORKPLACE.finditer(text):
+            problems.append(f"{name} says the student works in lectures/: {m.group(0)!r}")
+    if not re.search(rf"[Yy]ou work in `{re.escape(work)}/`", notebook_00):
+        problems.append(f"notebook 00 must say \"You work in `{work}/`\" (where `make lab` opens JupyterLab)")
+    section = readme.split("## Where your work goes", 1)[-1].split("\n## ", 1)[0]
+    if "## Where your work goes" not in readme or f"`{work}/`" not in section or "Work there" not in section:
+        problems.append(f"README.md's 'Where your work goes' must name `{work}/` and say \"Work there\"")
+    return problems
+
+
+def test_notebook_00_the_readme_and_make_lab_agree_on_where_the_student_works():
+    work = _make_work_dir()
+    from tools import workspace
+
+    assert workspace.sync.__defaults__[-1] == work, "tools.workspace's default folder is not the Makefile's WORK"
+    nb = nbformat.read(ROOT / "solutions" / "00_welcome.ipynb", as_version=4)
+    text_00 = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    problems = where_the_student_works_problems(text_00, (ROOT / "README.md").read_text(), work)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_old_notebook_00_sentence_is_caught():
+    old = "- `lectures/` holds the notebooks you work in; `solutions/` holds the same notebooks, solved and run."
+    readme = "## Where your work goes\n\n`make lab` copies into `my-work/`. Work there.\n\n## Next\n"
+    assert any("lectures/" in p for p in where_the_student_works_problems(old, readme, "my-work"))
+    assert where_the_student_works_problems("You work in `my-work/`: ...", readme, "my-work") == []
+    conda = readme + "conda env create -f environment.yml && jupyter lab lectures/\n"
+    assert where_the_student_works_problems("You work in `my-work/`.", conda, "my-work")
