@@ -227,3 +227,82 @@ def _check_figures_if_asked() -> None:
 
 
 _check_figures_if_asked()
+
+
+# ---------------------------------------------------------------------- an answer cell that does not compile
+ANSWER_DID_NOT_RUN = "your answer cell did not run: fix its error; the notebook goes on with the reference"
+
+
+class AnswerDidNotRun:
+    """What an exercise's name holds when its answer cell had a syntax error (see
+    :func:`install_answer_guard`): the check cell then says so in one line instead of a NameError."""
+
+    def __init__(self, name: str, error: str):
+        self.name, self.error = name, error
+        self.did_not_run = f"{ANSWER_DID_NOT_RUN[0].upper()}{ANSWER_DID_NOT_RUN[1:]} ({error})."
+
+    def __call__(self, *args, **kwargs):
+        raise NameError(f"`{self.name}` is not defined: {self.did_not_run}")
+
+    def __repr__(self) -> str:
+        return f"<answer `{self.name}` did not run: {self.error}>"
+
+
+def answer_did_not_run(names: list[str], error: str) -> None:
+    """Run instead of an answer cell that does not compile: say so where the student looks (the cell
+    itself), and bind each exercise name it defines to :class:`AnswerDidNotRun` for the check cell."""
+    import sys
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    for name in names:
+        shell.user_ns[name] = AnswerDidNotRun(name, error)
+    print(f"✗ This answer cell did not run: {error}. Fix it and run it again; the check below says so, and "
+          "the notebook goes on with the reference.", file=sys.stderr)
+
+
+def _answer_names(source: str) -> list[str]:
+    """The exercises' answer names a cell defines at top level (``def name(`` or ``name =``)."""
+    import re
+
+    from .checks import load_all
+
+    answers = {ex.answer for ex in load_all().values()}
+    found = re.findall(r"^(?:def\s+(\w+)\s*\(|(\w+)\s*=(?!=))", source, flags=re.M)
+    return list(dict.fromkeys(n for pair in found for n in pair if n in answers))
+
+
+def _guard_answer_cell(lines: list[str]) -> list[str]:
+    """IPython input transformer: an answer cell (it defines an exercise's answer) with a syntax
+    error becomes a call of :func:`answer_did_not_run`. Without it the SyntaxError stopped Run All
+    silently at that cell and the check cell showed a raw NameError (walk-through 3, m1)."""
+    source = "".join(lines)
+    try:
+        compile(source, "<cell>", "exec")
+        return lines
+    except SyntaxError as err:
+        try:
+            names = _answer_names(source)
+        except Exception:  # never let the guard itself break a cell
+            return lines
+        if not names:
+            return lines
+        what = f"{type(err).__name__} at line {err.lineno}: {err.msg}"
+        return [f"__import__('utils.runtime').runtime.answer_did_not_run({names!r}, {what!r})\n"]
+
+
+def install_answer_guard(shell=None) -> bool:
+    """Install :func:`_guard_answer_cell` in a Jupyter kernel (done by ``import utils``)."""
+    if shell is None:
+        if not _in_kernel():
+            return False
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if _guard_answer_cell not in shell.input_transformers_post:
+        shell.input_transformers_post.append(_guard_answer_cell)
+    return True
+
+
+install_answer_guard()

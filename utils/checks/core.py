@@ -132,6 +132,9 @@ def run_check(id: str, answer: Any) -> Result:
     if answer is None or answer is Ellipsis:
         res.status = NOT_ATTEMPTED
         return res
+    if isinstance(getattr(answer, "did_not_run", None), str):  # utils.runtime.AnswerDidNotRun: a syntax error
+        res.message = answer.did_not_run
+        return res
     try:
         detail = ex.check(answer)
     except NotImplementedError:
