@@ -31,6 +31,10 @@ def pf_no_f(x, s, drift, diffusion, score):
     return -0.5 * diffusion(s)[:, None] ** 2 * score(x, s)
 
 
+def pf_half_f(x, s, drift, diffusion, score):
+    return 0.5 * (drift(x, s) - diffusion(s)[:, None] ** 2 * score(x, s))
+
+
 def pf_flow_time(x, s, drift, diffusion, score):
     r = 1 - s  # converts to flow time, which 4.1 does not ask for
     return drift(x, r) - 0.5 * diffusion(r)[:, None] ** 2 * score(x, r)
@@ -187,8 +191,36 @@ def flip_g_not_squared_in_ode(x, t, drift, diffusion, score):
     return -(drift(x, s) - g**2 * score(x, s)), -(drift(x, s) - 0.5 * g * score(x, s))
 
 
+def flip_g_not_squared_in_sde(x, t, drift, diffusion, score):  # issue 20: g where g^2 belongs
+    s = 1 - t
+    g = diffusion(s)[:, None]
+    return -(drift(x, s) - g * score(x, s)), -(drift(x, s) - 0.5 * g**2 * score(x, s))
+
+
+def flip_g_at_flow_time(x, t, drift, diffusion, score):  # issue 20: g at the flow time
+    s = 1 - t
+    g2 = diffusion(t)[:, None] ** 2
+    return -(drift(x, s) - g2 * score(x, s)), -(drift(x, s) - 0.5 * g2 * score(x, s))
+
+
+def flip_g_at_flow_time_ode_only(x, t, drift, diffusion, score):
+    sde, _ = samplers.flow_time_drifts(x, t, drift, diffusion, score)
+    s = 1 - t
+    return sde, -(drift(x, s) - 0.5 * diffusion(t)[:, None] ** 2 * score(x, s))
+
+
 def flip_one_tensor(x, t, drift, diffusion, score):
     return samplers.flow_time_drifts(x, t, drift, diffusion, score)[1]
+
+
+def dsm_target_b_squared(score, x_data, s, noise, sde):
+    a, b = (v[:, None] for v in sde.kernel(s))
+    return ((b * score(a * x_data + b * noise, s) + noise / b) ** 2).sum(1).mean()
+
+
+def dsm_weight_a(score, x_data, s, noise, sde):
+    a, b = (v[:, None] for v in sde.kernel(s))
+    return ((a * score(a * x_data + b * noise, s) + noise) ** 2).sum(1).mean()
 
 
 # ---- 4.5 DSM loss
@@ -237,7 +269,8 @@ CORRECT = {
 }
 WRONG = {
     "4.1": [(pf_reverse_sde, "reverse-time SDE"), (pf_plus, "wrong sign"), (pf_g_not_squared, "square"),
-            (pf_no_f, "f(x, s) is missing"), (pf_flow_time, "stays in diffusion time")],
+            (pf_no_f, "f(x, s) is missing"), (pf_flow_time, "stays in diffusion time"),
+            (pf_half_f, "halved f too")],
     "4.2": [(em_noise_twice, "inject the noise twice"), (em_fresh_randn, "noise twice"),
             (em_dt_not_sqrt, "sqrt(dt)"), (em_no_sqrt_dt, "sqrt(dt)"), (em_g_squared, "not g^2"),
             (em_no_dt_on_drift, "multiply the drift by dt")],
@@ -248,9 +281,13 @@ WRONG = {
     "4.4": [(flip_swapped_convention, "swapped the time convention"), (flip_no_sign_change, "wrong sign"),
             (flip_no_half, "factor 1/2 is missing"), (flip_only_f, "only f changed sign"),
             (flip_wrong_order, "wrong order"), (flip_half_for_sde, "full g^2 score"),
-            (flip_g_not_squared_in_ode, "square the diffusion"), (flip_one_tensor, "return two tensors")],
+            (flip_g_not_squared_in_ode, "square the diffusion"), (flip_one_tensor, "return two tensors"),
+            (flip_g_not_squared_in_sde, "multiplied by g where g^2 belongs"),
+            (flip_g_at_flow_time, "g is evaluated at the flow time"),
+            (flip_g_at_flow_time_ode_only, "g is evaluated at the flow time")],
     "4.5": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by b(s)^2"),
-            (dsm_wrong_sign, "sign"), (dsm_clean_input, "clean data"), (dsm_detached, "detach")],
+            (dsm_wrong_sign, "sign"), (dsm_clean_input, "clean data"), (dsm_detached, "detach"),
+            (dsm_target_b_squared, "-noise / b^2"), (dsm_weight_a, "weighted with a(s)")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)

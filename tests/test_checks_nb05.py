@@ -13,8 +13,12 @@ from utils.checks.nb05 import cosine_schedule, marginal_velocity, ot_mean_std
 
 # ---- 5.1
 def ms_alt(x1, t, sigma_min):
-    t = t.reshape(-1)
-    return x1 * t.unsqueeze(1), 1 - t * (1 - sigma_min)  # sigma as (n,): accepted
+    t = t.reshape(-1, 1)
+    return x1 * t, torch.lerp(torch.ones_like(t), torch.full_like(t, sigma_min), t)
+
+
+def ms_row_sigma(x1, t, sigma_min):  # walkthrough-3 m4: sigma of shape (n,) where (n, 1) is asked
+    return x1 * t[:, None], 1 - t * (1 - sigma_min)
 
 
 def ms_swapped(x1, t, sigma_min):
@@ -48,6 +52,14 @@ def ms_list_comprehension(x1, t, sigma_min):
 def cv_alt(xt, mu, sigma, dmu, dsigma):
     x0 = (xt - mu) / sigma  # invert the flow, then differentiate psi_t(x0) = mu + sigma x0 in t
     return dmu + dsigma * x0
+
+
+def cv_xt_for_x0(xt, mu, sigma, dmu, dsigma):
+    return dsigma * xt + dmu
+
+
+def cv_dmu_sign(xt, mu, sigma, dmu, dsigma):
+    return dsigma / sigma * (xt - mu) - dmu
 
 
 def cv_no_divide(xt, mu, sigma, dmu, dsigma):
@@ -362,6 +374,30 @@ def vs_score_sign(x, score, t, path):
     return da / a * x - (s**2 * da / a - ds * s) * score
 
 
+def vs_sigma_not_squared(x, score, t, path):
+    a, s, da, ds = path.schedule(t)
+    return da / a * x + (s * da / a - ds * s) * score
+
+
+def vs_no_divide_a(x, score, t, path):
+    a, s, da, ds = path.schedule(t)
+    return da * x + (s**2 * da - ds * s) * score
+
+
+def vs_half_score(x, score, t, path):
+    a, s, da, ds = path.schedule(t)
+    return da / a * x + 0.5 * (s**2 * da / a - ds * s) * score
+
+
+def vs_half(x, score, t, path):
+    return 0.5 * marginal_velocity_from_score(x, score, t, path)
+
+
+def marginal_velocity_from_score(x, score, t, path):
+    a, s, da, ds = path.schedule(t)
+    return da / a * x + (s**2 * da / a - ds * s) * score
+
+
 def vs_no_sigma_sq(x, score, t, path):
     a, s, da, ds = path.schedule(t)
     return da / a * x + (da / a - ds * s) * score
@@ -457,10 +493,11 @@ CORRECT = {
 WRONG = {
     "5.1": [(ms_swapped, "time convention is swapped"), (ms_no_sigma_min, "ignores sigma_min"),
             (ms_variance, "variance"), (ms_mean_fixed, "mu_t = t x1, not x1 at every t"),
-            (ms_plus_sigma_min, "breaks sigma_0 = 1")],
+            (ms_plus_sigma_min, "breaks sigma_0 = 1"), (ms_row_sigma, "sigma has shape (40,)")],
     "5.2": [(cv_no_divide, "did not divide by sigma_t"), (cv_no_dmu, "mu_t' is missing"),
             (cv_upside_down, "upside down"), (cv_not_centred, "subtract the mean first"),
-            (cv_sign, "sign of (xt - mu_t) is flipped")],
+            (cv_sign, "sign of (xt - mu_t) is flipped"), (cv_xt_for_x0, "used xt where x0 belongs"),
+            (cv_dmu_sign, "sign of mu_t' is flipped")],
     "5.5": [(loss_fed_x1, "fed x1 instead of xt"), (loss_swapped_time, "time convention is swapped"),
             (loss_straight_target, "sigma_min = 0.1"), (loss_item, "as a tensor"), (loss_summed, "do not sum"),
             (loss_fed_x0, "fed x0 instead of xt"), (loss_target_x1, "not the data point x1"),
@@ -480,7 +517,9 @@ WRONG = {
             (mv_alias_in_place, "changed its argument `x` in place")],
     "5.4": [(vs_score_sign, "score term has the wrong sign"), (vs_no_sigma_sq, "lacks its sigma_t^2"),
             (vs_no_x_term, "a_t'/a_t x is missing"), (vs_dsigma_sign, "sigma_t' sigma_t term is flipped"),
-            (vs_diffusion_time, "time convention is swapped"), (vs_vp_only, "used for every path")],
+            (vs_diffusion_time, "time convention is swapped"), (vs_vp_only, "used for every path"),
+            (vs_sigma_not_squared, "used sigma_t where sigma_t^2 belongs"), (vs_no_divide_a, "did not divide by a_t"),
+            (vs_half_score, "extra factor 1/2"), (vs_half, "half the right one")],
     "5.7": [(sched_swapped, "time convention is swapped"), (sched_no_sigma_min, "ignores sigma_min"),
             (sched_missing_chain_factor, "chain-rule factor"), (sched_dsigma_sign, "`dsigma` has the wrong sign"),
             (sched_negative_sigma, "must stay positive"), (sched_variance, "that is a variance"),

@@ -44,6 +44,8 @@ def check_4_1(answer):
             (f + 0.5 * g2 * sc, "Wrong sign on the score term: the drift is f - (1/2) g^2 score."),
             (f - 0.5 * sde.diffusion(s)[:, None] * sc, "The score is multiplied by g / 2: square the diffusion "
                                                        "coefficient, g(s)^2 / 2."),
+            (0.5 * (f - g2 * sc), "You halved f too: only the score term takes the factor 1/2, "
+                                  "f - (1/2) g^2 score."),
         ]
         if sde.name == "VP":
             mistakes.append((-0.5 * g2 * sc, "The SDE's own drift f(x, s) is missing: add it "
@@ -250,6 +252,10 @@ def check_4_4(answer):
                            "-[f - g^2 score] = -f + g^2 score."),
             (f + g2 * sc, "Only the score term changed sign: the whole drift changes sign, f too, "
                           "-[f - g^2 score] = -f + g^2 score."),
+            (-(f - torch.sqrt(g2) * sc), "The score is multiplied by g where g^2 belongs: square the diffusion "
+                                         "coefficient, -[f - g(s)^2 score]."),
+            (-(f - g2t * sc), "g is evaluated at the flow time t while f and the score are at s = 1 - t: every "
+                              "coefficient of the SDE is a function of diffusion time, so use g(1 - t) too."),
             (ode_field, "The reverse SDE's drift has the full g^2 score, not g^2 score / 2: the extra half "
                         "removes the noise that the reverse SDE injects at every step. The factor 1/2 belongs to "
                         "the probability flow, which injects none."),
@@ -267,6 +273,9 @@ def check_4_4(answer):
             (f + 0.5 * g2 * sc, "Only the score term changed sign: the whole field changes sign, f too."),
             (-(f - 0.5 * torch.sqrt(g2) * sc), "The score is multiplied by g / 2: square the diffusion "
                                                "coefficient, g(s)^2 / 2."),
+            (-(f - 0.5 * g2t * sc), "g is evaluated at the flow time t while f and the score are at s = 1 - t: "
+                                    "every coefficient of the SDE is a function of diffusion time, so use g(1 - t) "
+                                    "too."),
         ], sign_hint="In flow time the probability flow is -[f - g^2 score / 2] at s = 1 - t.")
     # independent of the formulas above: N(0, I) data is stationary under VP, so its flow field is zero and
     # the reverse SDE drift is -beta(s) x / 2 (it then keeps N(0, I) with the noise it injects)
@@ -318,6 +327,11 @@ def check_4_5(answer):
                                                         "|| b(s) score + noise ||^2 (weight lambda(s) = b(s)^2)."),
                 (((b * sc - noise) ** 2).sum(1).mean(), "Wrong sign of the target: the conditional score of "
                                                         "N(a x, b^2 I) at x_s = a x + b noise is -noise / b."),
+                (((b * sc + noise / b) ** 2).sum(1).mean(),
+                 "The target is -noise / b^2: the conditional score of N(a x, b^2 I) at x_s = a x + b noise is "
+                 "-(x_s - a x) / b^2 = -noise / b, one b, not two."),
+                (((a * sc + noise) ** 2).sum(1).mean(),
+                 "You weighted with a(s) where b(s) belongs: the loss is || b(s) score + noise ||^2."),
                 (((b * model(x_data, s) + noise) ** 2).sum(1).mean(),
                  "You evaluated the score at the clean data: evaluate it at the noised x_s = a(s) x + b(s) noise."),
             ]

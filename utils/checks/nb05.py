@@ -48,6 +48,12 @@ def check_5_1(answer):
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise CheckFailure("`ot_mean_std` should return a pair (mu, sigma).")
         mu = expect_tensor(out[0], (40, 2), "mu")
+        if isinstance(out[1], torch.Tensor) and tuple(out[1].shape) == (40,):
+            raise CheckFailure("Wrong shape: sigma has shape (40,), one value per point but as a row; the "
+                               "statement asks for a column, shape (40, 1). Only a column broadcasts against x1 "
+                               "of shape (40, 2) point by point: sigma * x0 with shape (40,) fails, and with as "
+                               "many points as coordinates it silently scales coordinates instead of points. "
+                               "Use t[:, None] (or keepdim) before computing sigma.")
         sigma = _column(out[1], 40, "sigma")
         tc = t[:, None]
         mu_ok, sigma_ok = t[:, None] * x1, 1 - (1 - sigma_min) * tc
@@ -102,6 +108,9 @@ def check_5_2(answer):
             (ds / s * (xt - mu), "The term mu_t' is missing: the mean moves too, u = sigma'/sigma (x - mu) + mu'."),
             (ds / s * xt + dmu, "Subtract the mean first: the factor sigma_t'/sigma_t multiplies (xt - mu_t)."),
             (ds / s * (mu - xt) + dmu, "The sign of (xt - mu_t) is flipped."),
+            (ds * xt + dmu, "You used xt where x0 belongs: the flow is psi_t(x0) = mu_t + sigma_t x0, so "
+                            "u = sigma_t' x0 + mu_t' with x0 = (xt - mu_t) / sigma_t, the noise that flows to xt."),
+            (ds / s * (xt - mu) - dmu, "The sign of mu_t' is flipped: u = sigma_t'/sigma_t (xt - mu_t) + mu_t'."),
         ])
     return "It equals the time derivative of the conditional flow psi_t(x0) = mu_t + sigma_t x0."
 
@@ -481,6 +490,18 @@ def check_5_4(answer):
             (_vp_beta(1 - t) / 2 * (x + score),
              "That is the VP path's formula, beta(1 - t)/2 (x + score) (notebook 04's probability flow ODE), "
              "used for every path: take a_t, sigma_t and their derivatives from the path given, path.schedule(t)."),
+            (da / a * x + (s * da / a - ds * s) * score,
+             "You used sigma_t where sigma_t^2 belongs: Tweedie's formula reads a_t E[x1 | x] = x + sigma_t^2 "
+             "grad log p_t(x), so the score's coefficient is sigma_t^2 a_t'/a_t - sigma_t' sigma_t."),
+            (da * x + (s**2 * da - ds * s) * score,
+             "You did not divide by a_t: E[x1 | x] = (x + sigma_t^2 score) / a_t, so the field has a_t'/a_t x "
+             "and sigma_t^2 a_t'/a_t in the score's coefficient."),
+            (da / a * x + 0.5 * (s**2 * da / a - ds * s) * score,
+             "The score term carries an extra factor 1/2: that 1/2 belongs to the probability flow ODE's g^2 in "
+             "notebook 04; here the coefficient is sigma_t^2 a_t'/a_t - sigma_t' sigma_t, without it."),
+            (0.5 * (da / a * x + (s**2 * da / a - ds * s) * score),
+             "Your field is half the right one: there is no factor 1/2 in u = a_t'/a_t x + (sigma_t^2 a_t'/a_t - "
+             "sigma_t' sigma_t) score."),
             (da / a * x + (s**2 * da / a - ds * s) * (-score * s),
              "You treated the score as a noise prediction: here `score` is grad log p_t(x) itself "
              "(the noise prediction would be -sigma_t times it)."),
