@@ -61,7 +61,7 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
               batch_size: int = 256, lr: float = 1e-3, seed: int = 0, model: torch.nn.Module | None = None,
               sample_x0: Callable | None = None, coupling: str | None = None, sigma: float = 0.0,
               sample_pair: Callable | None = None, cosine: bool = True,
-              desc: str = "training") -> tuple[torch.nn.Module, list[float]]:
+              desc: str = "training", callback: Callable | None = None) -> tuple[torch.nn.Module, list[float]]:
     """Train a TimeMLP (3 x 64, SELU) by CFM; return the model and the loss of every step.
 
     Either ``path`` (x0 ~ N(0, I), Gaussian conditional path given x1), or ``coupling`` in
@@ -69,7 +69,8 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
     ``sample_x0(n, generator)`` draws the source (default N(0, I)), or, for "given",
     ``sample_pair(n, generator)`` draws pairs (x0, x1) together (reflow). Adam, with the learning
     rate decayed to 0 on a cosine schedule unless ``cosine=False`` (the CFM target is noisy: a
-    decaying rate averages it out, as the score trainer of notebook 04 does).
+    decaying rate averages it out, as the score trainer of notebook 04 does). ``callback(step)``, if
+    given, is called after every optimiser step (``utils.references`` measures checkpoints with it).
     """
     if (path is None) == (coupling is None):
         raise InputError("give either `path` (a GaussianPath) or `coupling` ('independent' or 'ot').")
@@ -115,6 +116,8 @@ def train_cfm(sample_x1: Callable, path: GaussianPath | None = None, num_steps: 
         if schedule is not None:
             schedule.step()
         losses.append(loss)
+        if callback is not None:
+            callback(step + 1)
     return model, losses
 
 

@@ -53,7 +53,8 @@ class ScoreModel(nn.Module):
 
 def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int = 1500, batch_size: int = 512,
                       lr: float = 3e-3, model: ScoreModel | None = None, seed: int = 0,
-                      s_min: float = 1e-3, dtype: torch.dtype | None = None) -> tuple[ScoreModel, list[float]]:
+                      s_min: float = 1e-3, dtype: torch.dtype | None = None,
+                      callback: Callable | None = None) -> tuple[ScoreModel, list[float]]:
     """Train a :class:`ScoreModel` (a TimeMLP 3x64) by denoising score matching; return it and the losses.
 
     ``data`` is a tensor (n, 2) of training points (batches are drawn from it) or a sampler
@@ -61,6 +62,7 @@ def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int =
     rate. Runs on the CPU in seconds for 2D data; the model is left in eval mode.
     ``dtype`` (default: torch's default dtype): torch.float64 trains in double precision (slower, but its results no longer depend at
     printed precision on which SIMD kernels the CPU picks; notebook 04 uses it).
+    ``callback(step)``, if given, is called after every optimiser step (``utils.references``).
     """
     dtype = dtype or torch.get_default_dtype()
     g = torch.Generator().manual_seed(seed)
@@ -95,5 +97,7 @@ def train_score_model(sde: _SDE, data: torch.Tensor | Callable, num_steps: int =
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if callback is not None:
+            callback(step + 1)
     model.eval()
     return model, losses
