@@ -2,7 +2,7 @@
 
 Each ``tests/test_checks_nbXX.py`` defines
     CORRECT = {"1.1": [answer, ...]}           # at least 2 differently written correct answers
-    WRONG = {"1.1": [(answer, "words the message must contain"), ...]}  # at least 4 plausible mistakes
+    WRONG = {"1.1": [(answer, "words the message must contain"), ...]}  # at least 6 plausible mistakes
 and ends with
     test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)
 ``tests/test_exercise_registry.py`` requires every registered exercise to have both. The words asserted

@@ -193,6 +193,11 @@ def affine_diag_det(x, A, b):
     return cv.standard_normal_log_prob(torch.linalg.solve(A, (x - b).T).T) - torch.log(A.diagonal().abs()).sum()
 
 
+def ladj_whole_batch(f, x):  # walkthrough-3 m4: the Jacobian of the whole batch, (n, d, n, d)
+    J = torch.autograd.functional.jacobian(f, x)
+    return torch.linalg.slogdet(J).logabsdet
+
+
 CORRECT = {
     "0.1": [sample_pushforward, sample_alt, sample_normal_],
     "1.1": [cv.pushforward_log_prob, pf_alt, pf_logabs_loop],
@@ -210,7 +215,7 @@ WRONG = {
             (pf_no_log, "its logarithm")],
     "1.2": [(ladj_no_abs, "absolute value"), (ladj_diag, "triangular"), (ladj_trace, "trace"),
             (ladj_det, "det J itself"), (ladj_sign, "sign of det J"), (ladj_pair, "returned a pair"),
-            (ladj_by_hand_2d, "top-left 2 x 2 block")],
+            (ladj_by_hand_2d, "top-left 2 x 2 block"), (ladj_whole_batch, "Jacobian of f on the whole batch")],
     "1.3": [(affine_no_det, "Jacobian term is missing"), (affine_plus_det, "wrong sign"),
             (affine_forward, "forward map"), (affine_right_inverse, "inverse of the transpose"),
             (affine_no_b, "without b"), (affine_log_det_no_abs, "absolute value"),

@@ -124,6 +124,12 @@ def div_no_graph(u, x, t):
     return sum(torch.autograd.grad(v[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1]))
 
 
+def div_no_create_graph(u, x, t):  # walkthrough-3 m4: PyTorch then advises retain_graph, the wrong fix
+    x = x.detach().requires_grad_(True)
+    v = u(x, t)
+    return sum(torch.autograd.grad(v[:, i].sum(), x)[0][:, i] for i in range(x.shape[1]))
+
+
 def div_no_enable_grad(u, x, t):  # issue 15: fails under torch.no_grad()
     x = x.detach().requires_grad_(True)
     v = u(x, t)
@@ -343,6 +349,7 @@ WRONG = {
             (_mistake("no_sixth"), "divide by 6"), (_mistake("no_dt"), "forgot dt"),
             (_mistake("k4_half_time"), "k4 is evaluated at the end"), (rk4_float_times, "(a float)")],
     "3.3": [(div_all_entries, "every entry"), (div_no_graph, "create_graph"),
+            (div_no_create_graph, "pass create_graph=True"),
             (div_not_summed, "sum over the last dimension"), (div_no_enable_grad, "torch.enable_grad()"),
             (div_two_coordinates, "all d coordinates"), (div_column_zero, "column 0")],
     "3.4": [(hutch_global_rng, "generator"), (hutch_sum, "divide by num_probes"),

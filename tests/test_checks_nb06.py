@@ -272,6 +272,10 @@ def mid_three_calls(v_theta, x, t, dt):
     return x + dt * v_theta(x + dt / 2 * k1, t + dt / 2)
 
 
+def si_row_t(x0, x1, t, sigma, eps):  # t of shape (n,) against (n, d): a raw broadcasting error before
+    return (1 - t) * x0 + t * x1 + sigma * eps, x1 - x0
+
+
 CORRECT = {
     "6.1": [straight_interpolant, si_alt],
     "6.2": [couplings.ot_couple, ot_alt, ot_reorder_x0],
@@ -282,7 +286,7 @@ CORRECT = {
 WRONG = {
     "6.1": [(si_swapped, "time convention is swapped"), (si_from_xt, "whatever sigma is"),
             (si_sigma_squared, "standard deviation"), (si_no_noise, "noise term sigma * eps is missing"),
-            (si_noisy_target, "target has no noise")],
+            (si_noisy_target, "target has no noise"), (si_row_t, "make t a column")],
     "6.2": [(ot_identity, "independent pairing"), (ot_distance_not_squared, "squared"),
             (ot_nearest, "exactly once"), (ot_greedy, "greedy pass"),
             (ot_sort_first_coordinate, "order of their first coordinate"),

@@ -181,6 +181,11 @@ def sample_extra_step(model, x0, y, w, num_steps):
     return sample_loop(model, x0, y, w, num_steps + 1)
 
 
+def guided_scale_convention(model, x, t, y, w):  # issue 20: the w' = 1 + w convention 07 warns about
+    v_c, v_u = model(x, t, y), model(x, t, torch.full_like(y, model.null_label))
+    return w * v_c + (1 - w) * v_u
+
+
 CORRECT = {
     "7.1": [digits.nn_distances, nn_broadcast, nn_expanded, nn_loop],
     "7.2": [guidance.drop_labels, drop_bernoulli, drop_clone, drop_bernoulli_rand_le],
@@ -196,7 +201,8 @@ WRONG = {
             (drop_no_generator, "generator"), (drop_fixed_count, "dropped independently")],
     "7.3": [(guided_swapped, "weights are swapped"), (guided_ignores_w, "w is ignored"),
             (guided_interpolates, "interpolated"), (guided_null_is_zero, "model.null_label"),
-            (guided_null_hardcoded, "model.null_label")],
+            (guided_null_hardcoded, "model.null_label"),
+            (guided_scale_convention, "the other convention")],
     "7.4": [(sample_reversed, "wrong way"), (sample_right_end, "end of the step"), (sample_unguided, "ignored"),
             (sample_in_place, "in place"), (sample_extra_step, "num_steps + 1"),
             (sample_float_time, "tensor of shape (n,)"), (sample_half_steps, "should be")],

@@ -26,13 +26,13 @@ def _cases():
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=[e.id for e in EXERCISES])
-def test_every_check_is_tested_with_two_right_and_four_wrong_answers(ex):
-    """Issue 15: >= 2 differently written correct answers, >= 4 wrong ones, each with its message asserted."""
+def test_every_check_is_tested_with_two_right_and_six_wrong_answers(ex):
+    """Issues 15, 20: >= 2 differently written correct answers, >= 6 wrong ones, each with its message asserted."""
     correct, wrong = _cases()
     assert len(correct.get(ex.id, [])) >= 2, f"exercise {ex.id} needs >= 2 correct answers in tests"
     assert len(set(map(id, correct[ex.id]))) == len(correct[ex.id]), f"exercise {ex.id}: a correct answer twice"
     cases = wrong.get(ex.id, [])
-    assert len(cases) >= 4, f"exercise {ex.id} needs >= 4 wrong answers in tests, has {len(cases)}"
+    assert len(cases) >= 6, f"exercise {ex.id} needs >= 6 wrong answers in tests, has {len(cases)}"
     assert len({id(f) for f, _ in cases}) == len(cases), f"exercise {ex.id}: a wrong answer listed twice"
     for f, words in cases:
         assert isinstance(words, str) and len(words.strip()) >= 3, \

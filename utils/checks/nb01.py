@@ -116,6 +116,23 @@ def _maps_1_2():
     ]
 
 
+def _explain_1_2(x):
+    """Name the whole-batch Jacobian: jacobian(f, x) on all n points is (n, d, n, d), and slogdet fails on it."""
+    n, d = x.shape
+
+    def explain(error: Exception) -> str | None:
+        text = str(error)
+        if isinstance(error, RuntimeError) and "square" in text and f"{n} by {d}" in text:
+            return ("torch.linalg.slogdet got matrices of shape (n, d) = "
+                    f"({n}, {d}), not d x d: you took the Jacobian of f on the whole batch at once. "
+                    "torch.autograd.functional.jacobian(f, x) with x of shape (n, d) returns shape (n, d, n, d), "
+                    "the derivative of every output point with respect to every input point. log|det J| needs one "
+                    "d x d Jacobian per point: take it point by point (jacobian(lambda v: f(v[None])[0], row) for "
+                    "each row), or the diagonal blocks J[i, :, i, :].")
+        return None
+    return explain
+
+
 @exercise("1.2", title="log|det J| by autograd", notebook=NB, answer="log_abs_det_jacobian",
           reference=cv.log_abs_det_jacobian, minutes=15,
           practises="Jacobians with torch.autograd; log-determinants")
@@ -125,7 +142,7 @@ def check_1_2(answer):
              for name, d, f, closed in _maps_1_2()]
     gots, wants, names, inputs, Js = [], [], [], [], []
     for name, x, f, closed in cases:
-        got = call(answer, f, x.clone(), name="log_abs_det_jacobian")
+        got = call(answer, f, x.clone(), name="log_abs_det_jacobian", explain=_explain_1_2(x))
         if isinstance(got, (tuple, list)) and len(got) == 2:
             raise CheckFailure(f"For {name} you returned a pair: torch.linalg.slogdet returns (sign, logabsdet); "
                                "return the second, `.logabsdet`.")

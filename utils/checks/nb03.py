@@ -247,6 +247,17 @@ def _jac(u, x, t):
     return jacobian(lambda y: u(y, t), x)
 
 
+def _explain_3_3(error: Exception) -> str | None:
+    """A second torch.autograd.grad through a freed graph: the fix is create_graph, not PyTorch's retain_graph."""
+    if isinstance(error, RuntimeError) and "backward through the graph a second time" in str(error):
+        return ("Your second call of torch.autograd.grad found the graph already freed: each call frees it unless "
+                "told otherwise. PyTorch's own message suggests retain_graph=True, but that is not the fix here: "
+                "pass create_graph=True, which keeps the graph for the next coordinate and also makes the "
+                "divergence itself differentiable, as training through it (3.5, the CNF) needs. With "
+                "retain_graph alone the values come out right and the divergence is cut off from the graph.")
+    return None
+
+
 @exercise("3.3", title="The exact divergence by autograd", notebook=NB, answer="divergence_exact",
           reference=dv.divergence_exact, minutes=15,
           practises="the trace of the Jacobian with one backward pass per dimension; create_graph")
@@ -256,7 +267,8 @@ def check_3_3(answer):
     cases = [("u(x) = A x", lambda y, s: y @ A.T, x, torch.full((24,), float(torch.trace(A)), dtype=torch.float64)),
              ("a nonlinear, time-dependent field", _nonlinear, x, _nonlinear_div(x, 0.4)),
              ("a 3D field", _field3, x3, 0.4 * (1 - torch.tanh(x3[:, 2]) ** 2))]
-    got = [call(answer, u, pts.clone(), t.clone(), name="divergence_exact") for _, u, pts, _ in cases]
+    got = [call(answer, u, pts.clone(), t.clone(), name="divergence_exact", explain=_explain_3_3)
+           for _, u, pts, _ in cases]
     Js = [_jac(u, pts, t) for _, u, pts, _ in cases]
     diag = [J.diagonal(dim1=1, dim2=2) for J in Js]
     expect_cases(got, [w for *_, w in cases], [f"the divergence of {name}" for name, *_ in cases],

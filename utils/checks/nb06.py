@@ -28,6 +28,15 @@ def _pair(out, name):
     return out
 
 
+def _explain_6_1(error: Exception) -> str | None:
+    """t of shape (n,) against x0 of shape (n, d): a broadcasting error that names neither."""
+    if isinstance(error, RuntimeError) and "must match the size of tensor" in str(error) and "(50)" in str(error):
+        return ("t has shape (50,), one time per pair, and x0 has shape (50, 2): (1 - t) * x0 cannot broadcast "
+                "(PyTorch lines up the last dimensions, 50 against 2). Make t a column first, t[:, None], "
+                "so that each pair is moved by its own time.")
+    return None
+
+
 @exercise("6.1", title="The straight interpolant of a pair", notebook=NB, answer="straight_interpolant",
           reference=straight_interpolant, minutes=8,
           practises="conditioning on a pair (x0, x1): xt and the conditional field x1 - x0")
@@ -37,7 +46,8 @@ def check_6_1(answer):
     t, eps = torch.rand(50, generator=g, dtype=torch.float64), torch.randn(50, 2, generator=g, dtype=torch.float64)
     tc = t[:, None]
     for sigma in (0.1, 0.0):
-        xt, ut = _pair(call(answer, x0, x1, t, sigma, eps, name="straight_interpolant"), "straight_interpolant")
+        xt, ut = _pair(call(answer, x0, x1, t, sigma, eps, name="straight_interpolant", explain=_explain_6_1),
+                       "straight_interpolant")
         xt, ut = expect_tensor(xt, (50, 2), "xt"), expect_tensor(ut, (50, 2), "ut")
         xt_ok = (1 - tc) * x0 + tc * x1 + sigma * eps
         expect_close(xt, xt_ok, f"xt (sigma = {sigma})", atol=1e-8, mistakes=[

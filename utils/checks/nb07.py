@@ -204,6 +204,10 @@ def check_7_3(answer):
                     ((1 - w) * v_c + w * v_u, f"For w = {w} you interpolated between the two fields, "
                                              "(1 - w) v(x | y) + w v(x | no label): the signs of the w terms are "
                                              "flipped. Guidance extrapolates: (1 + w) v(x | y) - w v(x | no label)."),
+                    (w * v_c + (1 - w) * v_u,
+                     f"For w = {w} you used the other convention, w v(x | y) + (1 - w) v(x | no label), where the "
+                     "guidance scale w' = 1 + w and w' = 1 means no guidance (notebook 07 warns about it). In this "
+                     "course w = 0 means no guidance: (1 + w) v(x | y) - w v(x | no label)."),
                     (w * (v_c - v_u), f"For w = {w} you returned only the guidance term w (v(x | y) - v(x | no label)): "
                                       "add the conditional field v(x | y) itself."),
                     ((1 + w) * v_c - w * model(x, t, torch.zeros_like(y)),
