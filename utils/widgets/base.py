@@ -46,7 +46,16 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
+from .saved import MARK_CLASS, RERUN
+
 __all__ = ["FigureWidget", "png_of_canvas", "one_thread", "DRAW_LOCK"]
+
+NOTICE_HTML = (
+    "<style>.course-rerun{display:none}"
+    f".jupyter-widgets-disconnected .course-rerun,.jupyter-widgets-disconnected.course-rerun{{display:block;"
+    "color:#b00020;font-weight:bold}"
+    f".{MARK_CLASS}.jupyter-widgets-disconnected .course-controls{{pointer-events:none;opacity:.4}}</style>"
+    f"<div class='course-rerun'>⟳ This widget is not connected to a running kernel: {RERUN}.</div>")
 
 # One figure is drawn at a time, across all widgets: matplotlib keeps global caches (fonts, text
 # layout, mathtext) that are not safe to use from two threads at once.
@@ -139,7 +148,14 @@ class FigureWidget(W.VBox):
         self._render(raise_errors=True)  # the first image, before the widget is shown
         for c in self.controls:
             c.observe(self._on_change, names="value")
-        super().__init__([W.HBox(self.controls, layout=W.Layout(flex_flow="row wrap")), self.image, self.message])
+        # shown only when the page has lost the widget's kernel (ipywidgets marks the views
+        # "jupyter-widgets-disconnected"): the controls greyed out and a line saying what to do
+        self.notice = W.HTML(NOTICE_HTML)
+        super().__init__([W.HBox(self.controls, layout=W.Layout(flex_flow="row wrap")).add_class("course-controls"),
+                          self.image, self.message, self.notice])
+        # marks read from the saved widget state by utils.widgets.saved (the snapshot on save)
+        self.add_class(MARK_CLASS)
+        self.add_class(f"course-class-{type(self).__name__}")
         FigureWidget.instances.add(self)
 
     # ------------------------------------------------------------------ what subclasses write
