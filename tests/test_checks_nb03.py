@@ -331,6 +331,22 @@ def loglik_euler(u, x1, num_steps):
     return dv.ode_log_likelihood(u, x1, num_steps, method="euler")
 
 
+def rk4_k3_from_k1(u, x, t, dt):  # walkthrough-3 m4
+    tt = lambda s: torch.full((x.shape[0],), float(s), dtype=x.dtype)  # noqa: E731
+    k1 = u(x, tt(t))
+    k2 = u(x + 0.5 * dt * k1, tt(t + dt / 2))
+    k3 = u(x + 0.5 * dt * k1, tt(t + dt / 2))
+    k4 = u(x + dt * k3, tt(t + dt))
+    return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def loglik_forward_plus(u, x1, num_steps):  # walkthrough-3 m4: from 0 to 1, l added as intended
+    state = torch.cat([x1, torch.zeros(len(x1), 1, dtype=x1.dtype)], 1)
+    out = solvers.solve_ode(dv.augmented_field(u), state, 0.0, 1.0, num_steps=num_steps, method="rk4").x
+    d = x1.shape[1]
+    return -0.5 * (out[:, :d] ** 2).sum(-1) - 0.5 * d * math.log(2 * math.pi) + out[:, d]
+
+
 CORRECT = {
     "3.1": [solvers.euler_step, euler_tensor_time, euler_lambda],
     "3.2": [solvers.rk4_step, rk4_loop, rk4_butcher],
@@ -347,7 +363,8 @@ WRONG = {
             (_mistake("quarter"), "(1, 2, 2, 1) / 6"), (_mistake("stale_time"), "t + dt/2"),
             (_mistake("k1_everywhere"), "previous one"), (_mistake("full_steps"), "half a step"),
             (_mistake("no_sixth"), "divide by 6"), (_mistake("no_dt"), "forgot dt"),
-            (_mistake("k4_half_time"), "k4 is evaluated at the end"), (rk4_float_times, "(a float)")],
+            (_mistake("k4_half_time"), "k4 is evaluated at the end"), (rk4_float_times, "(a float)"),
+            (rk4_k3_from_k1, "k3 is built from k1"), (_mistake("k4_from_k1"), "k4 is built from k1")],
     "3.3": [(div_all_entries, "every entry"), (div_no_graph, "create_graph"),
             (div_no_create_graph, "pass create_graph=True"),
             (div_not_summed, "sum over the last dimension"), (div_no_enable_grad, "torch.enable_grad()"),
@@ -358,7 +375,7 @@ WRONG = {
             (hutch_one_probe_reused, "drew one probe"), (hutch_own_seed, "do not come from `generator`"),
             (hutch_scaled_probes, "identity covariance")],
     "3.5": [(loglik_wrong_sign, "wrong sign of the divergence"), (loglik_no_div, "missing"),
-            (loglik_forward, "backwards"), (loglik_euler, "Euler steps"), (loglik_midpoint, "midpoint steps"),
+            (loglik_forward, "backwards"), (loglik_forward_plus, "integrated forwards"), (loglik_euler, "Euler steps"), (loglik_midpoint, "midpoint steps"),
             (loglik_dopri5, "does not take num_steps"), (loglik_two_coordinates, "first 2 coordinates")],
 }
 

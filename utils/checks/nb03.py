@@ -164,6 +164,12 @@ def _rk4_wrong(u, x, t, dt, kind):
         k3 = u(x + dt / 2 * k1, t + dt / 2)
         k4 = u(x + dt * k1, t + dt)
         return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    if kind == "k3_from_k1":
+        k3 = u(x + dt / 2 * k1, t + dt / 2)
+        k4 = u(x + dt * k3, t + dt)
+        return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    if kind == "k4_from_k1":
+        return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + u(x + dt * k1, t + dt))
     if kind == "full_steps":
         k2 = u(x + dt * k1, t + dt / 2)
         k3 = u(x + dt * k2, t + dt / 2)
@@ -184,6 +190,8 @@ _RK4_MISTAKES = {
     "stale_time": "The slopes k2, k3 must be taken at time t + dt/2 and k4 at t + dt, not all at t.",
     "k1_everywhere": "Each slope builds on the previous one: k3 uses x + dt/2 * k2 and k4 uses x + dt * k3 "
                      "(yours used k1).",
+    "k3_from_k1": "k3 is built from k1: each slope builds on the previous one, k3 = u(x + dt/2 * k2, t + dt/2).",
+    "k4_from_k1": "k4 is built from k1: each slope builds on the previous one, k4 = u(x + dt * k3, t + dt).",
     "full_steps": "k2 and k3 are evaluated half a step ahead: x + dt/2 * k1 and x + dt/2 * k2, not a whole step.",
 }
 
@@ -475,10 +483,10 @@ def check_3_5(answer):
                 "log p_1(x1) = log p_0(x0) - int_0^1 div u dt. Integrating [x, l] backwards from (x1, 0) with "
                 "dl/dt = +div u gives l(0) = -int div, which is added.")
 
-    def forward(u, x1):  # integrated from t=0 to t=1 instead of back
+    def forward(u, x1, sign=-1):  # integrated from t=0 to t=1 instead of back (either sign of l)
         state = torch.cat([x1, torch.zeros(len(x1), 1, dtype=x1.dtype)], 1)
         out = solvers.solve_ode(dv.augmented_field(u), state, 0.0, 1.0, num_steps=steps, method="rk4").x
-        return _base(out[:, :-1]) - out[:, -1]
+        return _base(out[:, :-1]) + sign * out[:, -1]
 
     euler, midpoint, rk4 = ([dv.ode_log_likelihood(u, x1, steps, method=m).detach() for _, u, x1, *_ in cases]
                             for m in ("euler", "midpoint", "rk4"))
@@ -494,6 +502,9 @@ def check_3_5(answer):
         ([forward(u, x1) for _, u, x1, *_ in cases],
          "You integrated forwards, from t=0 to t=1: to find the noise x0 that flows to x1, integrate backwards "
          "from t=1 to t=0 (a negative dt)."),
+        ([forward(u, x1, +1) for _, u, x1, *_ in cases],
+         "You integrated forwards, from t=0 to t=1: to find the noise x0 that flows to x1, integrate backwards "
+         "from t=1 to t=0 (a negative dt), then add l(0) to log p_0(x0)."),
         (euler, f"You integrated with Euler steps: the statement asks for RK4. With {steps} steps, Euler is off "
                 f"the exact log-likelihood by up to {fmt(err(euler), 2)} here; RK4 by {fmt(err(rk4), 1)}."),
         (midpoint, f"You integrated with midpoint steps: the statement asks for RK4 (solve_ode(..., "
