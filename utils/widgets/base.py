@@ -48,7 +48,7 @@ from PIL import Image
 
 from .saved import MARK_CLASS, RERUN
 
-__all__ = ["FigureWidget", "png_of_canvas", "one_thread", "DRAW_LOCK"]
+__all__ = ["FigureWidget", "png_of_canvas", "one_thread", "DRAW_LOCK", "readout_format"]
 
 NOTICE_HTML = (
     "<style>.course-rerun{display:none}"
@@ -90,6 +90,16 @@ def png_of_canvas(canvas: FigureCanvasAgg) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def readout_format(step: float) -> str:
+    """The slider readout format that shows every value on a grid of ``step`` exactly: 0.025 -> ".3f"
+    (".2f" showed 0.825 as "0.82"), 0.1 -> ".1f"."""
+    for decimals in range(0, 5):
+        scaled = abs(step) * 10**decimals
+        if abs(scaled - round(scaled)) < 1e-6 * max(1.0, scaled):
+            return f".{max(decimals, 1)}f"
+    return ".3f"
 
 
 def in_kernel() -> bool:

@@ -25,7 +25,7 @@ from matplotlib.collections import LineCollection
 from ..errors import InputError, check_points
 from ..plotting import COLORS
 from ..solvers import solve_ode
-from .base import FigureWidget, one_thread
+from .base import FigureWidget, one_thread, readout_format
 
 __all__ = ["VectorFieldExplorer", "field_on_grid", "set_arrows"]
 
@@ -54,7 +54,8 @@ def set_arrows(quiver, U: np.ndarray, V: np.ndarray, spacing: float) -> None:
     top = float(speed.max())
     quiver.scale = (top if top > 0 else 1.0) / spacing
     quiver.set_UVC(U, V, speed)
-    quiver.set_clim(0.0, top if top > 0 else 1.0)
+    # shade from mid grey (the slowest arrow) to black (the fastest): from white, slow arrows vanished
+    quiver.set_clim(-0.6 * (top if top > 0 else 1.0), top if top > 0 else 1.0)
 
 
 def trail_segments(path: np.ndarray) -> list[np.ndarray]:
@@ -90,9 +91,12 @@ class VectorFieldExplorer(FigureWidget):
         self._densities: dict[int, np.ndarray] = {}
         step = (self.t1 - self.t0) / (num_frames - 1)
         self.t = W.FloatSlider(value=self.t0, min=min(self.t0, self.t1), max=max(self.t0, self.t1),
-                               step=abs(step), description="t", readout_format=".2f")
-        self.streamlines = W.Checkbox(value=False, description="streamlines")
-        self.trails = W.Checkbox(value=True, description="trails")
+                               step=abs(step), description="t", readout_format=readout_format(step))
+        # check boxes as wide as their labels, beside the slider (the default 300 px each spread them thin)
+        self.streamlines = W.Checkbox(value=False, description="streamlines", indent=False,
+                                      layout=W.Layout(width="auto", margin="0 0 0 1.5em"))
+        self.trails = W.Checkbox(value=True, description="trails", indent=False,
+                                 layout=W.Layout(width="auto", margin="0 0 0 1.5em"))
         # one panel: square axes in a figure a little wider than tall (room for the labels)
         super().__init__([self.t, self.streamlines, self.trails], figsize=(8.6, 4.4) if density else (4.8, 4.4),
                          ncols=2 if density else 1)

@@ -22,7 +22,7 @@ from ..errors import InputError, check_points
 from ..paths import GaussianPath, OTPath, VPPath
 from ..plotting import COLORS
 from ..solvers import solve_ode
-from .base import FigureWidget, one_thread
+from .base import FigureWidget, one_thread, readout_format
 from .explorer import field_on_grid, set_arrows, trail_segments
 
 __all__ = ["PathExplorer", "make_path"]
@@ -56,8 +56,10 @@ class PathExplorer(FigureWidget):
         self.path_name = W.ToggleButtons(options=["OT", "VP"], value="OT", description="path",
                                          style={"button_width": "3.5em"})
         self.sigma_min = W.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.05, description="sigma_min")
-        self.t = W.FloatSlider(value=0.5, min=0.0, max=T_END, step=float(T_END / (num_frames - 1)),
-                               description="t", readout_format=".2f")
+        step = float(T_END / (num_frames - 1))
+        # starts on a frame (near 0.5), with a readout as precise as the step: the value shown is the time drawn
+        self.t = W.FloatSlider(value=round(0.5 / step) * step, min=0.0, max=T_END, step=step, description="t",
+                               readout_format=readout_format(step))
         self.x1_index = W.IntSlider(value=0, min=0, max=data.shape[0] - 1, description="x1 index")
         super().__init__([self.path_name, self.sigma_min, self.t, self.x1_index], figsize=(9.6, 4.6), ncols=2)
 
