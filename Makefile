@@ -30,6 +30,16 @@ help:
 	echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]"
 	echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
 
+# pip draws bars while it downloads, then prints nothing while it installs (about a minute the first
+# time): a line every 5 s counts the packages installed so far, so set-up never goes silent.
+define pip_with_progress
+site=$$(echo $(VENV)/lib/python*/site-packages); count() { ls -d $$site/*.dist-info 2>/dev/null | wc -l; }; \
+before=$$(count); start=$$(date +%s); \
+( while sleep 5; do now=$$(count); [ "$$now" -gt "$$before" ] && \
+  echo "   installing, $$(( $$(date +%s) - start )) s: packages in place so far: $$((now - before))"; done ) & ticker=$$!; \
+$(PIP) $(1); status=$$?; kill $$ticker 2>/dev/null; exit $$status
+endef
+
 setup: $(STAMP)
 setup-dev: $(DEV_STAMP)
 
@@ -38,7 +48,7 @@ $(STAMP): requirements.txt pyproject.toml
 	echo "== Setting up the course in $(VENV)/: the pinned packages of requirements.txt."
 	echo "   The first time this downloads about 2 GB and takes a few minutes; later runs skip it."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt
+	$(call pip_with_progress,-r requirements.txt)
 	$(PIP) --quiet --no-deps -e .
 	$(PY) -m tools.labconfig
 	$(PY) -c "import torch, torchdiffeq, utils, jupyterlab"
@@ -48,7 +58,7 @@ $(STAMP): requirements.txt pyproject.toml
 # Tests and instructor tooling on top (requirements-dev.txt): pytest, nbval, Playwright, nbgrader, Dask, Sphinx.
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	echo "== Installing the test and instructor tools (requirements-dev.txt; a minute or two the first time)."
-	$(PIP) -r requirements.txt -r requirements-dev.txt
+	$(call pip_with_progress,-r requirements.txt -r requirements-dev.txt)
 	$(PY) -m tools.labconfig
 	$(PY) -c "import nbval, pytest, playwright, nbgrader"
 	touch $(DEV_STAMP)
