@@ -206,14 +206,16 @@ class stages:
 def timer(label: str = "") -> Iterator[dict]:
     """Time a block: ``with timer("training") as t: ...``; prints "training took 1.2 s".
 
-    The printed time varies from run to run; the test suite's nbval sanitiser
-    replaces "took <number> s" so stored outputs still compare.
+    Under a second it prints milliseconds ("took 12 ms", never "took 0.0 s"). The printed time
+    varies from run to run; the test suite's nbval sanitiser replaces "took <number> s" and
+    "took <number> ms" so stored outputs still compare.
     """
     out: dict = {}
     start = time.perf_counter()
     yield out
-    out["seconds"] = time.perf_counter() - start
-    print(f"{label + ' ' if label else ''}took {out['seconds']:.1f} s")
+    out["seconds"] = seconds = time.perf_counter() - start
+    took = f"{seconds:.1f} s" if seconds >= 1.0 else f"{max(1, round(seconds * 1000))} ms"
+    print(f"{label + ' ' if label else ''}took {took}")
 
 
 def _check_figures_if_asked() -> None:
