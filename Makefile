@@ -130,7 +130,7 @@ assignment: $(STAMP)
 
 grade: $(DEV_STAMP)
 	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]'; exit 2; }
-	$(PY) -m tools.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(JOBS),--jobs $(JOBS)) \
+	$(PY) -m tools.grading.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(JOBS),--jobs $(JOBS)) \
 	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume) $(if $(FULL),--full)
 
 nbgrader: $(DEV_STAMP)

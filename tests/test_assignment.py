@@ -5,7 +5,8 @@ import json
 import nbformat
 import pytest
 
-from tools import assignment, grade as G
+from tools import assignment
+from tools.grading import grade as G
 from tools.assignment import GIVEN_NOTE, fill_solution, make_assignment, write_assignment
 from tools.lectures import LECTURES, SOLUTIONS, MarkerError, make_lecture
 from tools.nbcells import course_meta, exercise_cells

@@ -15,7 +15,7 @@ import json
 import nbformat
 import pytest
 
-from tools import grade as G
+from tools.grading import grade as G, plan
 from tools.assignment import fill_solution
 from tools.lectures import LECTURES, SOLUTIONS, make_lecture
 from tools.nbcells import course_meta, exercise_cells
@@ -198,7 +198,7 @@ def test_the_metadata_the_grader_relies_on_is_written_by_make_lectures():
             roles = exercise_cells(nb).get(ex.id, {})
             assert len(roles.get("answer", [])) == 1, (folder.name, ex.id)
             cell = nb.cells[roles["answer"][0]]
-            assert cell.cell_type == "code" and G._defines(cell.source, ex.answer), (folder.name, ex.id)
+            assert cell.cell_type == "code" and plan._defines(cell.source, ex.answer), (folder.name, ex.id)
             assert len(roles.get("check", [])) == 1, (folder.name, ex.id)
     for path in sorted(SOLUTIONS.glob("*.ipynb")):
         sol = nbformat.read(path, as_version=4)
@@ -315,7 +315,7 @@ def test_gradebook_and_feedback_files(graded):
 
 
 def test_cli(tmp_path):
-    """The command line (`python -m tools.grade SUBMISSIONS OUT`) writes the gradebook; bad arguments exit 2."""
+    """The command line (`python -m tools.grading.grade SUBMISSIONS OUT`) writes the gradebook; bad arguments exit 2."""
     subs = tmp_path / "subs"
     save(nbformat.v4.new_notebook(), subs / "yan.ipynb")
     (subs / "zoe").mkdir()

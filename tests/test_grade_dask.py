@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_grade import NB1, PF_ALT, RAISES, answer, lecture, save, solved
-from tools import grade as G
+from tools.grading import grade as G
 
 distributed = pytest.importorskip("distributed")
 DASK = Path(sys.executable).parent / "dask"

@@ -1,4 +1,4 @@
-"""Fast grading's cell selection (tools.grade_deps): the static analysis, and the marks in the notebooks.
+"""Fast grading's cell selection (tools.grading.deps): the static analysis, and the marks in the notebooks.
 
 The analysis is tested on small notebooks written here (no kernel). That the
 selection gives the same grades as running every cell is tested on real
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import nbformat
 
-from tools import grade_deps as D
-from tools.grade import cells_to_run
+from tools.grading import deps as D
+from tools.grading.plan import cells_to_run
 from tools.lectures import SOLUTIONS, make_lecture
 from tools.nbcells import course_meta
 
@@ -86,8 +86,8 @@ def test_a_student_answer_that_reads_a_demo_variable_runs_that_demo():
 
 
 def test_grading_marks_in_solutions_are_current():
-    """Fails until `python -m tools.grade_deps` (then `make lectures`) is run after editing a notebook."""
-    assert D.stale(sorted(SOLUTIONS.glob("*.ipynb"))) == [], "run: python -m tools.grade_deps && make lectures"
+    """Fails until `python -m tools.grading.deps` (then `make lectures`) is run after editing a notebook."""
+    assert D.stale(sorted(SOLUTIONS.glob("*.ipynb"))) == [], "run: python -m tools.grading.deps && make lectures"
 
 
 def test_lectures_carry_the_grading_marks():

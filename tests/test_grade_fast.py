@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from tests.test_grade import PF_ALT, RAISES, answer, cell_of, insert_code, lecture, save, solved
-from tools import grade as G
+from tools.grading import grade as G, gradebook
 from tools.lectures import SOLUTIONS
 from tools.nbcells import exercise_cells
 from utils.checks import exercises
@@ -86,7 +86,7 @@ def make_class(root):
 
 def _comparable(g):
     results = {k: (r.status, r.points, r.message) for k, r in g.results.items()}
-    notes = [re.sub(r"\d+ s\b.*", "", n) for n in g.notes if G._is_problem(n) and not n.startswith("Cell ")]
+    notes = [re.sub(r"\d+ s\b.*", "", n) for n in g.notes if gradebook._is_problem(n) and not n.startswith("Cell ")]
     return results, g.flag, notes
 
 

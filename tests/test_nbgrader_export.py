@@ -3,7 +3,7 @@
 nbgrader is pinned in requirements.in (it fits the other pins unchanged), so
 this test runs nbgrader's own `generate_assignment` and `autograde` on the
 export, on fixture submissions made from nbgrader's released notebook, and
-compares the scores with `tools.grade` on the very same files.
+compares the scores with `tools.grading.grade` on the very same files.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from tests.test_grade import PF_ALT, RAISES
-from tools import grade as G
+from tools.grading import grade as G
 from tools.lectures import LECTURES, SOLUTIONS
 from tools.nbcells import exercise_cells
 from tools.nbgrader_export import autograded_check_source, main, write_course

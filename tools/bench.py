@@ -108,7 +108,7 @@ def print_times(rows, unit: float) -> None:
 
 def print_grading(unit: float) -> None:
     """Seconds to grade one student who solved everything (fast mode), if the grader offers it."""
-    from tools.grade import bench_student  # one student who solved everything, graded in fast mode
+    from tools.grading.grade import bench_student  # one student who solved everything, graded in fast mode
 
     seconds, _ = bench_student(fast=True)
     print(f"\nGrading one full submission (all exercises, fast mode): {seconds:.1f} s "

@@ -1,4 +1,4 @@
-"""Mark the cells the autograder must run: ``python -m tools.grade_deps`` (fast grading).
+"""Mark the cells the autograder must run: ``python -m tools.grading.deps`` (fast grading).
 
 Grading a notebook needs its imports (the first code cell, and any cell of
 imports only), its answer cells (and the official checks the grader runs after
@@ -29,9 +29,9 @@ never rewritten. The grader also reruns this analysis on each student's notebook
 and runs the union, so a student's own helper cells, or an answer that uses a
 variable from a demonstration, are still run.
 
-    python -m tools.grade_deps            # write the marks into solutions/*.ipynb
-    python -m tools.grade_deps --check    # report notebooks whose marks are stale (exit 1)
-    python -m tools.grade_deps DIR_OR_FILES...   # other notebooks (e.g. copies)
+    python -m tools.grading.deps            # write the marks into solutions/*.ipynb
+    python -m tools.grading.deps --check    # report notebooks whose marks are stale (exit 1)
+    python -m tools.grading.deps DIR_OR_FILES...   # other notebooks (e.g. copies)
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ import nbformat
 
 from tools.nbcells import course_meta
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
 NEEDED, SKIP, ALWAYS = "needed", "skip", "always"
 _BUILTINS = set(dir(builtins)) | {"get_ipython", "display", "In", "Out", "_", "__", "___"}

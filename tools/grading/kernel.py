@@ -1,6 +1,6 @@
-"""The autograder's side inside the student's kernel (used by ``tools.grade``; not for notebooks).
+"""The autograder's side inside the student's kernel (used by ``tools.grading.grade``; not for notebooks).
 
-``tools.grade`` sends one-line cells that call these functions:
+``tools.grading.grade`` sends one-line cells that call these functions:
 
 - :func:`setup` once a kernel: loads the exercise registry and reports the
   fingerprints of the check machinery before any student code has run;
@@ -32,7 +32,7 @@ import pkgutil
 import sys
 import types
 
-COURSE = ("utils", "tools.grade_kernel")
+COURSE = ("utils", "tools.grading.kernel")
 LIBRARIES = ("builtins", "math", "numpy", "torch", "torch.Tensor", "torch.nn.functional", "torch.linalg",
              "torch.autograd")
 REGISTRY_KEY = "utils.checks.REGISTRY"
@@ -323,5 +323,5 @@ def verify(path: str) -> None:
     _write(path, fingerprints(detail=True))
 
 
-if __name__ == "__main__":  # python -m tools.grade_kernel: the genuine fingerprints, as JSON
+if __name__ == "__main__":  # python -m tools.grading.kernel: the genuine fingerprints, as JSON
     json.dump(genuine(), sys.stdout)
