@@ -250,6 +250,16 @@ def nll_per_point(flow, x):
     return -(standard_normal_log_prob(z) + ld)
 
 
+def nll_logdet_detached(flow, x):  # issue 20: values right, the log-det cut off from training
+    z, log_det = flow.inverse(x)
+    return -(torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) + log_det.detach()).mean()
+
+
+def nll_no_grad(flow, x):
+    with torch.no_grad():
+        return flows.flow_nll(flow, x)
+
+
 def nll_manual(flow, x):
     z, log_det = flow.inverse(x)
     d = x.shape[1]
@@ -276,7 +286,8 @@ WRONG = {
     "2.2": [(FlowSameOrder, "reversed"), (FlowLastLogdet, "last layer's only"), (FlowPlainList, "ModuleList"),
             (FlowFirstLogdet, "first layer's only"), (FlowReversedForward, "reverse order"),
             (FlowInverseCallsForward, "layer.inverse(x)"), (FlowInverseLogdetSign, "sign of the forward's")],
-    "2.3": [(nll_no_logdet, "missing"), (nll_logdet_sign, "wrong sign"), (nll_forward, "inverse"),
+    "2.3": [(nll_logdet_detached, "gradient of the NLL with respect to `A` is not"),
+            (nll_no_grad, "carries no gradient"), (nll_no_logdet, "missing"), (nll_logdet_sign, "wrong sign"), (nll_forward, "inverse"),
             (nll_sum, "mean"), (nll_per_point, "scalar"), (log_likelihood, "minus the log-likelihood")],
 }
 

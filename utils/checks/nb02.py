@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import changevars as cv
 from .. import flows
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor
+from .core import CheckFailure, call, exercise, expect_close, expect_gradient, expect_tensor
 
 NB = "02_normalizing_flows"
 
@@ -260,4 +260,11 @@ def check_2_3(answer):
             (want * n, f"For {name} you summed over the batch: take the mean, so the loss does not grow "
                        "with the batch size."),
         ], sign_hint="The NLL is minus the log-likelihood, a positive number here.")
+    # the training loop calls loss.backward() on it: the gradient must reach the flow's parameters
+    A_p, b_p = A.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    flow = _AffineFlow(A_p, b_p)
+    got = call(answer, flow, x.clone(), name="flow_nll")
+    expect_gradient(got, flows.flow_nll(flow, x), [A_p, b_p], ["A", "b"], "the NLL",
+                    why="The training loop calls loss.backward() on it to fit the flow's parameters: every term, "
+                        "the log-det included, must stay in the graph.")
     return "On Gaussian data it equals the exact NLL of N(b, A A^T)."
