@@ -18,6 +18,17 @@ one of three results, never a traceback from inside ``utils``:
 Writing a check: a function of the answer that raises :class:`CheckFailure`
 with a message for the student. The helpers below (:func:`call`,
 :func:`expect_tensor`, :func:`expect_close`) produce the usual messages.
+
+What every check gets without asking (issue 20):
+
+- :func:`call` watches every tensor it hands the answer (value and version counter):
+  an answer that changes one in place is told which argument, before anything else;
+- :func:`run_check` seeds torch, numpy and random from the exercise id and restores
+  the global generators afterwards: the same answer gets the same message on every
+  run, in the notebook and in ``make grade``;
+- :func:`expect_gradient` compares the answer's gradient with the reference's, where a
+  later cell differentiates the answer; :func:`expect_log_space` names an overflow or
+  underflow on far or small-scale inputs ("work in log space").
 """
 from __future__ import annotations
 
