@@ -37,6 +37,7 @@ def test_a_saved_widget_becomes_its_last_image_and_a_rerun_line():
     assert RERUN in out[0]["text"] and "PushForwardWidget" in out[0]["text"]
     assert "map f = tanh" in out[0]["text"] and "a = 0.8" in out[0]["text"]
     assert base64.b64decode(out[1]["data"]["image/png"]) == bytes(w.image.value)  # the last image drawn
+    assert out[1]["metadata"]["image/png"]["width"] == 720  # shown at the widget's size
     assert "widgets" not in model["content"]["metadata"]  # nothing to restore: opening modifies nothing
     nbformat.validate(nbformat.from_dict(model["content"]))
 

@@ -55,7 +55,7 @@ NOTICE_HTML = (
     f".jupyter-widgets-disconnected .course-rerun,.jupyter-widgets-disconnected.course-rerun{{display:block;"
     "color:#b00020;font-weight:bold}"
     f".{MARK_CLASS}.jupyter-widgets-disconnected .course-controls{{pointer-events:none;opacity:.4}}</style>"
-    f"<div class='course-rerun'>⟳ This widget is not connected to a running kernel: {RERUN}.</div>")
+    f"<div class='course-rerun'>↻ This widget is not connected to a running kernel: {RERUN}.</div>")
 
 # One figure is drawn at a time, across all widgets: matplotlib keeps global caches (fonts, text
 # layout, mathtext) that are not safe to use from two threads at once.

@@ -8,7 +8,7 @@ notebook dirty for every model it restores when it saves widget state), so closi
 save changes nobody made.
 
 :func:`pre_save_hook` runs in the Jupyter server on every save (``make lab`` configures it:
-``ContentsManager.pre_save_hook``, written by ``tools.labconfig``). In the file on disk it replaces
+``ContentsManager.pre_save_hook``, written by ``tools.course.labconfig``). In the file on disk it replaces
 the output of each course widget (a :class:`~utils.widgets.base.FigureWidget`) by
 
 - a text line: "<name> (not connected): run this cell again to use its controls. Saved with: a = 0.8, ...",
@@ -50,14 +50,15 @@ def _control_value(state: dict) -> str | None:
     return None
 
 
-def _snapshot(models: dict, model_id: str) -> tuple[str, list[str], str | None] | None:
-    """(class name, ["description = value", ...], base64 PNG or None) of a saved course widget."""
+def _snapshot(models: dict, model_id: str) -> tuple[str, list[str], str | None, int | None] | None:
+    """(class name, ["description = value", ...], base64 PNG or None, its width in CSS pixels or None)
+    of a saved course widget."""
     box = models.get(model_id)
     if not box or MARK_CLASS not in box.get("state", {}).get("_dom_classes", []):
         return None
     name = next((c[len("course-class-"):] for c in box["state"]["_dom_classes"] if c.startswith("course-class-")),
                 "widget")
-    controls, png = [], None
+    controls, png, width = [], None, None
     for child in map(_ref, box["state"].get("children", [])):
         model = models.get(child) or {}
         state = model.get("state", {})
@@ -65,12 +66,15 @@ def _snapshot(models: dict, model_id: str) -> tuple[str, list[str], str | None] 
             buffers = model.get("buffers") or []
             png = next((b.get("data") for b in buffers if b.get("path") == ["value"]
                         and b.get("encoding", "base64") == "base64"), None)
+            layout = (models.get(_ref(state.get("layout"))) or {}).get("state", {})
+            width = re.match(r"^(\d+)px$", str(layout.get("width", "")))
+            width = int(width.group(1)) if width else None
         for grandchild in map(_ref, state.get("children", [])):  # the row of controls
             c = (models.get(grandchild) or {}).get("state", {})
             value = _control_value(c)
             if value is not None and c.get("description"):
                 controls.append(f"{c['description']} = {value}")
-    return name, controls, png
+    return name, controls, png, width
 
 
 def snapshot_widgets(nb: dict) -> int:
@@ -97,13 +101,15 @@ def snapshot_widgets(nb: dict) -> int:
                 others = True
                 new.append(out)
                 continue
-            name, controls, png = snap if snap is not None else (plain.strip()[1:-1], [], None)
-            line = f"⟳ {name} (not connected to a kernel): {RERUN}."
+            name, controls, png, width = snap if snap is not None else (plain.strip()[1:-1], [], None, None)
+            line = f"↻ {name} (not connected to a kernel): {RERUN}."
             if controls:
                 line += " Saved with " + ", ".join(controls) + "."
             new.append({"output_type": "stream", "name": "stdout", "text": line + "\n"})
             if png:
-                new.append({"output_type": "display_data", "metadata": {},
+                # shown at the widget's size (the PNG is drawn at twice it, for sharp screens)
+                new.append({"output_type": "display_data",
+                            "metadata": {"image/png": {"width": width}} if width else {},
                             "data": {"image/png": png, "text/plain": f"<last image of {name}>"}})
             replaced += 1
         cell["outputs"] = new
