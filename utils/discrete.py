@@ -183,7 +183,9 @@ def sample_ctmc(posterior_fn, x0: torch.Tensor, num_levels: int, schedule: Sched
                 generator: torch.Generator | None = None, return_path: bool = False, desc: str = ""):
     """Euler CTMC sampler from t = 0 to 1 in ``num_steps`` steps: posterior_fn(x, t) -> (n, D, S)
     probabilities. The last step lands on t = 1, where kappa = 1: every token is drawn from the posterior
-    (for kappa_t = t the Euler step does exactly that; for other schedules its capped jump would not). Returns the tokens at t = 1 (and the list of states with return_path)."""
+    (for kappa_t = t the Euler step does exactly that; for other schedules its capped jump would not).
+    With the mask source a revealed token keeps its level: the path's exact posterior there is delta_x, and
+    it replaces the network's (which only approximates it). Returns the tokens at t = 1 (and the list of states with return_path)."""
     x, path = x0, [x0]
     vocab = max(num_levels, int(x0.max()) + 1)
     steps = range(num_steps)
@@ -191,6 +193,9 @@ def sample_ctmc(posterior_fn, x0: torch.Tensor, num_levels: int, schedule: Sched
         t = torch.full((x.shape[0],), k / num_steps)
         with torch.no_grad():
             p1 = posterior_fn(x, t)
+            if vocab > num_levels:  # mask source: a revealed token is the data's (the exact posterior is delta_x)
+                p1 = torch.where((x < num_levels).unsqueeze(-1),
+                                 nn.functional.one_hot(x.clamp(max=num_levels - 1), num_levels).to(p1.dtype), p1)
             probs = ctmc_step_probs(x, p1, t, 1 / num_steps, schedule, vocab) if k < num_steps - 1 \
                 else _pad(p1, vocab)  # the last step ends at kappa_1 = 1: no token may stay at the source
         u = torch.rand(x.shape + (1,), generator=generator, dtype=probs.dtype).to(probs.device)
