@@ -185,3 +185,16 @@ def test_enumerate_states_order():
     st = enumerate_states(2, 3)
     assert st.shape == (9, 2) and st[5].tolist() == [1, 2]
     assert [tuple(r) for r in st.tolist()] == list(itertools.product(range(3), repeat=2))
+
+
+def test_mask_sampler_keeps_revealed_tokens_whatever_the_network_says():
+    """With the mask source a revealed token is the data's: the sampler uses the exact posterior delta_x
+    there, not a network that would move it (here a uniform 'network')."""
+    g = torch.Generator().manual_seed(0)
+    x0 = source_sample((200, 6), S, "mask")
+    _, path = sample_ctmc(lambda x, t: torch.full(x.shape + (S,), 1 / S), x0, S, Schedule(1.0), 8, g,
+                          return_path=True)
+    for a, b in zip(path[:-1], path[1:]):
+        shown = a < S
+        assert torch.equal(a[shown], b[shown])
+    assert (path[-1] < S).all()
