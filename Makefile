@@ -50,7 +50,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(call pip_with_progress,-r requirements.txt)
 	$(PIP) --quiet --no-deps -e .
-	$(PY) -m tools.labconfig
+	$(PY) -m tools.course.labconfig
 	$(PY) -c "import torch, torchdiffeq, utils, jupyterlab"
 	touch $(STAMP)
 	echo "== Course set up."
@@ -59,13 +59,13 @@ $(STAMP): requirements.txt pyproject.toml
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	echo "== Installing the test and instructor tools (requirements-dev.txt; a minute or two the first time)."
 	$(call pip_with_progress,-r requirements.txt -r requirements-dev.txt)
-	$(PY) -m tools.labconfig
+	$(PY) -m tools.course.labconfig
 	$(PY) -c "import nbval, pytest, playwright, nbgrader"
 	touch $(DEV_STAMP)
 
 # Your own copy of the notebooks, made on first use and updated without touching your answers.
 workspace: $(STAMP)
-	$(PY) -m tools.workspace --work $(WORK)
+	$(PY) -m tools.course.workspace --work $(WORK)
 
 LAB_ARGS = --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(WORK) --ServerApp.open_browser=False \
   --LabApp.default_url=/lab/tree/00_welcome.ipynb $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
@@ -92,19 +92,19 @@ test: $(DEV_STAMP) browser
 	COURSE_QUIET=1 COURSE_CHECK_FIGURES=1 $(PY) -m pytest $(XDIST) lectures --nbval-lax $(NBVAL)
 
 lectures: $(STAMP)
-	$(PY) -m tools.lectures
+	$(PY) -m tools.course.lectures
 
 solutions: $(STAMP)
-	COURSE_QUIET=1 $(PY) -m tools.execute solutions/*.ipynb
-	$(PY) -m tools.lectures
+	COURSE_QUIET=1 $(PY) -m tools.course.execute solutions/*.ipynb
+	$(PY) -m tools.course.lectures
 
 bench: $(DEV_STAMP)
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench.run
 
 # The converged references (utils/references.py): retrain into weights/ (minutes). NAMES="02_realnvp ..." JOBS=2
 .PHONY: weights
 weights: $(STAMP)
-	$(PY) -m tools.weights $(NAMES) $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m tools.course.weights $(NAMES) $(if $(JOBS),--jobs $(JOBS))
 
 # Locks are frozen from a fresh environment holding exactly the direct pins and what they need.
 LOCK_VENV := build/lock-venv
@@ -112,21 +112,21 @@ lock:
 	echo "== Locking: a fresh $(LOCK_VENV) with requirements.in and requirements-dev.in, then frozen"
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.in -r requirements-dev.in
-	$(LOCK_VENV)/bin/python tools/lock.py
+	$(LOCK_VENV)/bin/python tools/course/lock.py
 
 # The website: build/site (answers hidden, publish this), or with SOLUTIONS=1 build/site-solutions.
 site: $(DEV_STAMP)
-	$(PY) -m tools.site $(if $(filter 1,$(SOLUTIONS)),--solutions --out $(or $(OUT),build/site-solutions),--out $(or $(OUT),build/site))
+	$(PY) -m tools.site.build $(if $(filter 1,$(SOLUTIONS)),--solutions --out $(or $(OUT),build/site-solutions),--out $(or $(OUT),build/site))
 
 # Instructor toolkit (INSTRUCTORS.md): catalogue, assignments, autograding, nbgrader export
 .PHONY: catalogue assignment grade nbgrader
 
 catalogue: $(STAMP)
-	$(PY) -m tools.catalogue
+	$(PY) -m tools.grading.catalogue
 
 assignment: $(STAMP)
 	test -n "$(EXERCISES)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir'; exit 2; }
-	$(PY) -m tools.assignment $(EXERCISES) --out "$(OUT)"
+	$(PY) -m tools.grading.assignment $(EXERCISES) --out "$(OUT)"
 
 grade: $(DEV_STAMP)
 	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]'; exit 2; }
@@ -135,7 +135,7 @@ grade: $(DEV_STAMP)
 
 nbgrader: $(DEV_STAMP)
 	test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }
-	$(PY) -m tools.nbgrader_export --out "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(NAME),--name "$(NAME)")
+	$(PY) -m tools.grading.nbgrader_export --out "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(NAME),--name "$(NAME)")
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

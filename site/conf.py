@@ -1,9 +1,9 @@
-"""Sphinx configuration of the course website, staged by ``python -m tools.site`` (do not run by hand).
+"""Sphinx configuration of the course website, staged by ``python -m tools.site.build`` (do not run by hand).
 
 Sphinx + myst-nb (notebooks from their stored outputs, never executed) + sphinx-book-theme.
 Everything the pages load is in the built folder: the theme's own CSS, JS and icon fonts,
 MathJax 3 copied from the ``sphinx-mathjax-offline`` wheel, Sphinx's offline search index.
-``tools.site`` passes ``nb_code_prompt_show`` for the instructor's copy (``--solutions``).
+``tools.site.build`` passes ``nb_code_prompt_show`` for the instructor's copy (``--solutions``).
 """
 project = "Flow Matching, from change of variables to conditional flow matching"
 author = "the course authors"
@@ -24,7 +24,7 @@ myst_heading_anchors = 3
 myst_dmath_double_inline = True
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
-# MathJax 3 from this site, never a CDN (tools.site copies it into _static/mathjax)
+# MathJax 3 from this site, never a CDN (tools.site.build copies it into _static/mathjax)
 mathjax_path = "mathjax/tex-chtml.js"
 mathjax3_config = {"options": {"processHtmlClass": "tex2jax_process|mathjax_process|math|output_area"}}
 

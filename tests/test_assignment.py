@@ -5,11 +5,11 @@ import json
 import nbformat
 import pytest
 
-from tools import assignment
+from tools.grading import assignment
 from tools.grading import grade as G
-from tools.assignment import GIVEN_NOTE, fill_solution, make_assignment, write_assignment
-from tools.lectures import LECTURES, SOLUTIONS, MarkerError, make_lecture
-from tools.nbcells import course_meta, exercise_cells
+from tools.grading.assignment import GIVEN_NOTE, fill_solution, make_assignment, write_assignment
+from tools.course.lectures import LECTURES, SOLUTIONS, MarkerError, make_lecture
+from tools.course.nbcells import course_meta, exercise_cells
 
 NB1 = "01_change_of_variables"
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tools import quality_06
-from tools.bench import MARGIN, budget
+from tools.bench import quality_06
+from tools.bench.run import MARGIN, budget
 
 
 def _stored_text() -> str:

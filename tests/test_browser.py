@@ -81,7 +81,7 @@ import nbformat
 import pytest
 
 from tests.browsers import CHROMIUM, CHROMIUM_FLAGS, require_browser
-from tools.site_widgets import displayed_widget
+from tools.site.widgets import displayed_widget
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES, SOLUTIONS = ROOT / "lectures", ROOT / "solutions"
@@ -96,7 +96,7 @@ MOVE_QUIET_S = 0.4       # the same, after moving a control
 
 # ----------------------------------------------------------------- which cells show widgets
 def _ends_with_widget_call(source: str) -> bool:
-    """The cell ends by showing a widget it constructs (tools.site_widgets' rule, shared with the website)."""
+    """The cell ends by showing a widget it constructs (tools.site.widgets' rule, shared with the website)."""
     return displayed_widget(source) is not None
 
 

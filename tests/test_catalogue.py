@@ -1,7 +1,7 @@
 """EXERCISES.md is what `make catalogue` generates from the registry."""
 from __future__ import annotations
 
-from tools import catalogue
+from tools.grading import catalogue
 from utils.checks import exercises
 
 

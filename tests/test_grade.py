@@ -16,9 +16,9 @@ import nbformat
 import pytest
 
 from tools.grading import grade as G, plan
-from tools.assignment import fill_solution
-from tools.lectures import LECTURES, SOLUTIONS, make_lecture
-from tools.nbcells import course_meta, exercise_cells
+from tools.grading.assignment import fill_solution
+from tools.course.lectures import LECTURES, SOLUTIONS, make_lecture
+from tools.course.nbcells import course_meta, exercise_cells
 from utils.checks import exercises
 
 NB0, NB1 = "00_welcome", "01_change_of_variables"

@@ -10,8 +10,8 @@ import nbformat
 
 from tools.grading import deps as D
 from tools.grading.plan import cells_to_run
-from tools.lectures import SOLUTIONS, make_lecture
-from tools.nbcells import course_meta
+from tools.course.lectures import SOLUTIONS, make_lecture
+from tools.course.nbcells import course_meta
 
 
 def nb_of(*cells):

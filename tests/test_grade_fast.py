@@ -16,8 +16,8 @@ import pytest
 
 from tests.test_grade import PF_ALT, RAISES, answer, cell_of, insert_code, lecture, save, solved
 from tools.grading import grade as G, gradebook
-from tools.lectures import SOLUTIONS
-from tools.nbcells import exercise_cells
+from tools.course.lectures import SOLUTIONS
+from tools.course.nbcells import exercise_cells
 from utils.checks import exercises
 
 LIMITS = G.Limits(cell_timeout=180, check_timeout=60, notebook_timeout=600)

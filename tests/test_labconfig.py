@@ -1,7 +1,7 @@
-"""tools.labconfig: a quiet JupyterLab for students, written into an environment in one step."""
+"""tools.course.labconfig: a quiet JupyterLab for students, written into an environment in one step."""
 import json
 
-from tools import labconfig
+from tools.course import labconfig
 
 
 def test_writes_the_quiet_settings(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tools.lectures import LECTURES, SOLUTIONS, MarkerError, expected_lectures, strip_solutions
+from tools.course.lectures import LECTURES, SOLUTIONS, MarkerError, expected_lectures, strip_solutions
 
 
 def test_same_notebooks_in_both_folders():

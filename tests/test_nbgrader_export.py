@@ -17,9 +17,9 @@ import pytest
 
 from tests.test_grade import PF_ALT, RAISES
 from tools.grading import grade as G
-from tools.lectures import LECTURES, SOLUTIONS
-from tools.nbcells import exercise_cells
-from tools.nbgrader_export import autograded_check_source, main, write_course
+from tools.course.lectures import LECTURES, SOLUTIONS
+from tools.course.nbcells import exercise_cells
+from tools.grading.nbgrader_export import autograded_check_source, main, write_course
 from utils.checks import exercises, load_all
 
 nbgrader = pytest.importorskip("nbgrader", reason="nbgrader is pinned in requirements.in: run `make setup`")

@@ -169,9 +169,9 @@ def where_the_student_works_problems(notebook_00: str, readme: str, work: str) -
 
 def test_notebook_00_the_readme_and_make_lab_agree_on_where_the_student_works():
     work = _make_work_dir()
-    from tools import workspace
+    from tools.course import workspace
 
-    assert workspace.sync.__defaults__[-1] == work, "tools.workspace's default folder is not the Makefile's WORK"
+    assert workspace.sync.__defaults__[-1] == work, "tools.course.workspace's default folder is not the Makefile's WORK"
     nb = nbformat.read(ROOT / "solutions" / "00_welcome.ipynb", as_version=4)
     text_00 = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     problems = where_the_student_works_problems(text_00, (ROOT / "README.md").read_text(), work)

@@ -1,4 +1,4 @@
-"""The course website (``make site``, tools/site.py): answers hidden, links whole, offline, in a browser.
+"""The course website (``make site``, tools/site/build.py): answers hidden, links whole, offline, in a browser.
 
 The site is built once per session (default copy into ``build/site``, the instructor's copy into
 ``build/site-solutions``); widget animations are cached in ``build/site-cache``. Then:
@@ -31,8 +31,8 @@ import nbformat
 import pytest
 
 from tests.browsers import CHROMIUM, CHROMIUM_FLAGS, require_browser
-from tools import site
-from tools.site_widgets import displayed_widget, widget_cells
+from tools.site import build as site
+from tools.site.widgets import displayed_widget, widget_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import workspace
+from tools.course import workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +86,6 @@ def test_a_deleted_notebook_comes_back(course):
 
 def test_make_lab_opens_the_workspace_at_notebook_00():
     out = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "tools.workspace --work my-work" in out
+    assert "tools.course.workspace --work my-work" in out
     cmd = [l for l in out.splitlines() if "jupyter lab" in l][-1]
     assert "--ServerApp.root_dir=my-work" in cmd and "default_url=/lab/tree/00_welcome.ipynb" in cmd

@@ -1,13 +1,12 @@
-"""Course tooling for instructors and maintainers (not imported by notebooks).
+"""Course tooling, one package an audience (not imported by notebooks):
 
-- ``tools.lectures``: generate ``lectures/`` from ``solutions/``.
-- ``tools.execute``: execute notebooks top to bottom in a clean kernel.
-- ``tools.bench``: time every notebook.
-- ``tools.lock``: pin requirements.txt and environment.yml.
-- ``tools.catalogue``: EXERCISES.md from the exercise registry.
-- ``tools.assignment``: student notebooks with only chosen exercises open.
-- ``tools.grading.grade``: the autograder (official checks, a kernel per submission).
-- ``tools.nbgrader_export``: an nbgrader course from ``solutions/``.
-- ``tools.nbcells``: finding exercise cells by their metadata.
-- ``tools.quality_*``: sample-quality benchmarks run by ``tools.bench``.
+- ``tools.grading`` (instructors, INSTRUCTORS.md): the autograder (``grade`` and its parts),
+  ``assignment`` (notebooks with chosen exercises open), ``nbgrader_export``, ``catalogue``
+  (EXERCISES.md from the exercise registry).
+- ``tools.site`` (the website): ``build`` (``make site``) and ``widgets`` (widgets as animations).
+- ``tools.bench`` (maintainers, ``make bench``): ``run`` (calibrated notebook times, grading time)
+  and the sample-quality modules ``quality_*``.
+- ``tools.course`` (maintainers): ``lectures`` (lectures/ from solutions/), ``execute``,
+  ``workspace`` (the student's my-work/), ``labconfig``, ``lock``, ``weights`` (the converged
+  references), ``nbcells`` (exercise cells by their metadata).
 """

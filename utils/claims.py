@@ -10,7 +10,7 @@ prints ``✔ from 8 steps on, OT beats VP ...`` when the condition holds. What a
 claim the numbers do not support does depends on whose run it is (:func:`mode`):
 
 - ``strict``, the course's source (a notebook run in ``solutions/``: ``make solutions``,
-  nbval, ``tools.execute``; and plain Python, such as tests): it raises :class:`ClaimError`,
+  nbval, ``tools.course.execute``; and plain Python, such as tests): it raises :class:`ClaimError`,
   which stops the notebook with a one-line message instead of letting the prose lie;
 - ``student``, every other notebook (``lectures/``, ``my-work/``, a grader's folder): it
   prints ✘, what happened and why it can happen (a correct answer that draws its random

@@ -1,5 +1,5 @@
 """Sample quality of diffusion samplers against NFE, beside its floor and its do-nothing baseline
-(notebooks 04 and 06, ``tools/quality_04.py``).
+(notebooks 04 and 06, ``tools/bench/quality_04.py``).
 
 W2 to the target against NFE, averaged over independent repeats, beside the finite-sample floor
 and its spread, and the baseline (what the untouched noise scores):

@@ -1,4 +1,6 @@
-"""The autograder (``make grade``, ``python -m tools.grading.grade``), one module a part:
+"""Instructors' tools (INSTRUCTORS.md): ``assignment`` (notebooks with chosen exercises open),
+``nbgrader_export``, ``catalogue`` (EXERCISES.md), and the autograder (``make grade``,
+``python -m tools.grading.grade``), one module a part:
 
 - ``records``: the limits a run keeps, a grade an exercise, a grade a student;
 - ``client``: the kernel client (nbclient with a cap on each cell's output);

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbcells import course_meta
+from tools.course.nbcells import course_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"

@@ -71,7 +71,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbcells import check_known, exercise_cells, parse_ids
+from tools.course.nbcells import check_known, exercise_cells, parse_ids
 from tools.grading.gradebook import _Store, _safe, discover
 from tools.grading.plan import _registry
 from tools.grading.records import ERROR, Limits, StudentGrade
@@ -190,8 +190,8 @@ def time_one_student(paths: list[Path], fast: bool = True, limits: Limits | None
 def reference_submission(folder: Path) -> list[Path]:
     """Write a student who solved everything: each lecture with the solutions typed into its
     answer cells (as a student would submit it). Returns the notebooks' paths."""
-    from tools.assignment import fill_solution
-    from tools.lectures import LECTURES, SOLUTIONS
+    from tools.grading.assignment import fill_solution
+    from tools.course.lectures import LECTURES, SOLUTIONS
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

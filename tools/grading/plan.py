@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.grading.deps import ALWAYS, NEEDED, import_cells, needed_cells
-from tools.nbcells import course_meta, exercise_cells
+from tools.course.nbcells import course_meta, exercise_cells
 
 
 _K = "from tools.grading.kernel import {fn} as __course_grader__\n__course_grader__({args})\ndel __course_grader__"

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import nbformat.reader
 
-from tools.nbcells import exercise_cells
+from tools.course.nbcells import exercise_cells
 from tools.grading.plan import _Notebook, _plan, _registry
 from tools.grading.records import ERROR, ExerciseGrade, FAILED, Limits, NOT_ATTEMPTED, StudentGrade, TAMPERED, _order
 from tools.grading.run import _collect, _run_student

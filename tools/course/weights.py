@@ -5,11 +5,11 @@ spread seeds (their metric gives the seed spread that convergence is judged agai
 one thread a run. Progress is printed at every fifth of the steps, then each reference's time,
 metrics and convergence verdict. Training a reference takes minutes; loading it takes milliseconds.
 
-    python -m tools.weights                      # every registered reference
-    python -m tools.weights 02_realnvp 03_cnf    # some
-    python -m tools.weights --jobs 2             # runs (seeds) in parallel processes
-    python -m tools.weights --no-spread          # only the shipped seed; keep the stored seed spread
-    python -m tools.weights --list               # names, and whether their weights are stale
+    python -m tools.course.weights                      # every registered reference
+    python -m tools.course.weights 02_realnvp 03_cnf    # some
+    python -m tools.course.weights --jobs 2             # runs (seeds) in parallel processes
+    python -m tools.course.weights --no-spread          # only the shipped seed; keep the stored seed spread
+    python -m tools.course.weights --list               # names, and whether their weights are stale
 """
 from __future__ import annotations
 

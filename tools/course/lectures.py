@@ -4,7 +4,7 @@ Rules (nbgrader's, so ``solutions/`` also works with nbgrader unchanged):
 each block between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
 ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` at the marker's
 indentation; outputs, execution counts, run timings and stored widget state are cleared;
-nothing else changes. ``python -m tools.lectures`` (``make lectures``) writes
+nothing else changes. ``python -m tools.course.lectures`` (``make lectures``) writes
 every notebook; ``--check`` only reports which would change.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS, LECTURES = ROOT / "solutions", ROOT / "lectures"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _BEGIN_RE = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")

@@ -4,7 +4,7 @@ Tong et al. (2024) report the NPE of OT-CFM and I-CFM from N(0, I) to the 8 Gaus
 with the straight interpolant (sigma = 0), 8000 steps, Adam 3e-3, and measured with 2000 points, beside W2 at
 100 Euler steps (floor: two data samples; ceiling: the untouched noise). The course's 8 Gaussians lie on a
 circle of radius 2; the published NPEs are for radius 5 (variance 0.1), so the NPEs are also measured there.
-The showdown itself is measured over seeds by ``tools/quality_06.py``, which reruns notebook 06.
+The showdown itself is measured over seeds by ``tools/bench/quality_06.py``, which reruns notebook 06.
 """
 from __future__ import annotations
 

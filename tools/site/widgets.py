@@ -1,4 +1,4 @@
-"""Widgets on a static page (``python -m tools.site``): each widget becomes an animation of it
+"""Widgets on a static page (``python -m tools.site.build``): each widget becomes an animation of it
 sweeping its main control, rendered at build time with matplotlib's JS animation (``HTMLWriter``, the writer of ``to_jshtml``; no ffmpeg).
 
 A static page has no kernel, and a widget is built from the notebook's own objects (a trained
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WIDGET_SUFFIXES = ("Widget", "Explorer")
 # class name -> the control the animation sweeps (what a student moves first to see the idea)
 MAIN_CONTROL = {"PushForwardWidget": "a", "VectorFieldExplorer": "t", "SDEvsODEWidget": "t",
@@ -190,7 +190,7 @@ def _plan(path: Path, fingerprint: str) -> tuple[nbformat.NotebookNode, dict[int
 
 def _runner(nb: nbformat.NotebookNode, keys: dict[int, str], cache: Path) -> nbformat.NotebookNode:
     setup = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-             "from tools.site_widgets import sweep as _site_sweep\n"
+             "from tools.site.widgets import sweep as _site_sweep\n"
              f"def __site_sweep(w, key):\n    _site_sweep(w, {str(cache)!r} + '/' + key + '.json')\n")
     cells = [nbformat.v4.new_code_cell(setup)]
     for i, cell in enumerate(nb.cells[: max(keys) + 1]):

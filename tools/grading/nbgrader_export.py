@@ -1,6 +1,6 @@
 """Export the course as an nbgrader course folder (``make nbgrader OUT=dir``).
 
-``python -m tools.nbgrader_export --out dir`` writes ``dir/nbgrader_config.py``
+``python -m tools.grading.nbgrader_export --out dir`` writes ``dir/nbgrader_config.py``
 and ``dir/source/<assignment>/<NN_topic>.ipynb``: by default one assignment a
 notebook (named after it) with every exercise; with ``--exercises "1.1 1.3"``
 one assignment (``--name``, default ``assignment``) holding the notebooks of
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import nbformat
 
-from tools.assignment import make_assignment
-from tools.lectures import SOLUTIONS, render, strip_solutions
-from tools.nbcells import check_known, course_meta, parse_ids
+from tools.grading.assignment import make_assignment
+from tools.course.lectures import SOLUTIONS, render, strip_solutions
+from tools.course.nbcells import check_known, course_meta, parse_ids
 
 COURSE_ID = "flow-matching"
 CONFIG = '''# nbgrader configuration of the Flow Matching course, written by `make nbgrader`.

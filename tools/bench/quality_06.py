@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "solutions" / "06_couplings_showdown.ipynb"
 SEED_LINE = re.compile(r"^SEED = 0\b", re.M)
 SEEDS = (0, 1, 2)

@@ -1,6 +1,6 @@
 """Write student notebooks in which only chosen exercises are open (``make assignment``).
 
-``python -m tools.assignment 1.1 1.3 --out dir`` (or
+``python -m tools.grading.assignment 1.1 1.3 --out dir`` (or
 ``make assignment EXERCISES="1.1 1.3" OUT=dir``) writes, for every notebook that
 holds a chosen exercise, the student version of ``solutions/NN_topic.ipynb``:
 
@@ -9,7 +9,7 @@ holds a chosen exercise, the student version of ``solutions/NN_topic.ipynb``:
   ``raise NotImplementedError()``);
 - every other exercise is filled in with its solution (the markers removed), and
   its exercise text says that it is given;
-- everything else follows the rules of ``make lectures`` (tools.lectures):
+- everything else follows the rules of ``make lectures`` (tools.course.lectures):
   outputs, execution counts and widget state cleared, cell metadata kept, so
   ``make grade`` finds every exercise's cells.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import nbformat
 
-from tools.lectures import BEGIN, END, SOLUTIONS, make_lecture, render, strip_solutions
-from tools.nbcells import check_known, course_meta, parse_ids
+from tools.course.lectures import BEGIN, END, SOLUTIONS, make_lecture, render, strip_solutions
+from tools.course.nbcells import check_known, course_meta, parse_ids
 
 GIVEN_NOTE = ("\n\n> **Not part of this assignment:** the solution of this exercise is filled in below; "
               "run its cells as they are.")
@@ -44,7 +44,7 @@ def make_assignment(nb: nbformat.NotebookNode, open_ids, name: str = "") -> nbfo
     """The student version of a solution notebook with only the exercises ``open_ids`` open.
 
     Exercises not chosen get their solution written in (markers removed); then the
-    rules of ``make lectures`` apply unchanged (``tools.lectures.make_lecture``).
+    rules of ``make lectures`` apply unchanged (``tools.course.lectures.make_lecture``).
     """
     open_ids = set(open_ids)
     nb = copy.deepcopy(nb)

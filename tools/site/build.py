@@ -1,6 +1,6 @@
 """Build the course website: a static HTML book of the notebooks (``make site``).
 
-    python -m tools.site [--solutions] [--out build/site]
+    python -m tools.site.build [--solutions] [--out build/site]
 
 Sphinx + myst-nb + sphinx-book-theme (the stack Jupyter Book 1 wraps), chosen because it builds
 fully offline: the theme ships its CSS, JS and icon fonts, MathJax 3 comes from a wheel
@@ -13,7 +13,7 @@ What it does:
    page from README.md (the course description, how to run it and the notebook table);
    EXERCISES.md and INSTRUCTORS.md; and the notebooks of ``solutions/`` in order, with their
    stored outputs (never executed). By default each notebook is what a student sees: the
-   solution blocks are replaced by the stub (``tools.lectures.make_lecture``, the one set of
+   solution blocks are replaced by the stub (``tools.course.lectures.make_lecture``, the one set of
    rules), the outputs are those of the reference run; a hint keeps its first level (the idea, the
    API) and loses its nested "Show code", which holds the answer's lines. With ``--solutions`` (instructor's copy)
    each answer cell keeps its solution, folded under "show solution";
@@ -21,7 +21,7 @@ What it does:
    ``solutions/``/``lectures/`` notebooks, README.md, EXERCISES.md and INSTRUCTORS.md point to the
    pages; a link to any other repository file becomes plain text (it is not on the site);
 3. replaces each widget's output with an animation of the widget sweeping its main control
-   (:mod:`tools.site_widgets`) and a line "open the notebook to play with it", linking the
+   (:mod:`tools.site.widgets`) and a line "open the notebook to play with it", linking the
    student notebook, which is shipped in ``lectures/`` beside the pages;
 4. builds with Sphinx into ``--out``, copies MathJax in, then checks links: a Sphinx warning about
    a missing reference or document, or a crawl of the built HTML that finds a relative link,
@@ -44,10 +44,10 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 
-from tools.lectures import BEGIN, make_lecture
-from tools.site_widgets import render_widgets, widget_cells
+from tools.course.lectures import BEGIN, make_lecture
+from tools.site.widgets import render_widgets, widget_cells
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS, SITE_SRC = ROOT / "solutions", ROOT / "site"
 DEFAULT_OUT = ROOT / "build" / "site"
 CACHE = ROOT / "build" / "site-cache"

@@ -8,12 +8,12 @@ kernel, and prints its wall-clock time in seconds and in units beside its
 budget, which is set in units (this is a benchmark, not a test: nothing
 fails, it reports). A notebook is "within" when it takes at most half its
 budget: the 2x margin for a slower or busier machine. Part 2 runs every
-``tools/quality_*.py`` module's ``run()``, which trains with full length and
+``tools/bench/quality_*.py`` module's ``run()``, which trains with full length and
 reports quality rows (name, value, target, floor, note).
 
-    python -m tools.bench                 # everything
-    python -m tools.bench --only 03 04    # notebooks whose names start so
-    python -m tools.bench --no-quality | --quality-only
+    python -m tools.bench.run                 # everything
+    python -m tools.bench.run --only 03 04    # notebooks whose names start so
+    python -m tools.bench.run --no-quality | --quality-only
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from tools.execute import execute
+from tools.course.execute import execute
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Budgets per notebook in calibration units. They are the course's budgets in seconds (60 s a
 # notebook, 90 s for 05, 06 and 07, on a 2-core laptop CPU) divided by one unit's time on the machine
 # they were set on (REFERENCE_UNIT_S, idle); a notebook must take at most half of its budget there.
@@ -116,12 +116,12 @@ def print_grading(unit: float) -> None:
 
 
 def quality_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "tools")]) if m.name.startswith("quality_"))
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]) if m.name.startswith("quality_"))
 
 
 def print_quality() -> None:
     for name in quality_modules():
-        mod = importlib.import_module(f"tools.{name}")
+        mod = importlib.import_module(f"tools.bench.{name}")
         start = time.perf_counter()
         rows = mod.run()
         took = time.perf_counter() - start
