@@ -780,3 +780,89 @@ def test_hammer_every_widget_class(hammer_page):
     except BaseException:
         page.screenshot(path=str(SHOTS / "hammer-failure.png"), full_page=True)
         raise
+
+
+# ----------------------------------------------------------------- save, shut down, reopen (walk-through 3, M2)
+REOPEN_NB = "reopen_widget.ipynb"
+REOPEN_CELLS = ["import utils\nfrom utils.widgets import PushForwardWidget", "PushForwardWidget(n=2000)"]
+DIRTY_TAB = ".lm-TabBar-tab.jp-mod-dirty"
+
+
+def _dirty_after(page, seconds: float) -> bool:
+    """Whether the notebook's tab turns "modified" within ``seconds`` of doing nothing."""
+    try:
+        page.locator(DIRTY_TAB).first.wait_for(state="attached", timeout=seconds * 1000)
+        return True
+    except Exception:  # playwright's TimeoutError: still clean
+        return False
+
+
+def test_a_saved_widget_notebook_reopens_clean_and_says_to_rerun(lab, browser):
+    """Run a widget, move it, save, shut the kernel down, reopen: the output shows the last image and
+    "run this cell again" (or live controls), the notebook is not modified by opening it, and closing
+    it asks nothing. Before: a restored, disconnected widget whose slider moved nothing, and the
+    notebook turned modified about 4 s after opening (ipywidgets restores the saved models)."""
+    from utils.widgets.saved import RERUN
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in REOPEN_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / REOPEN_NB)
+    lab.wait_ready()
+    failed: list[str] = []  # requests the page made that failed (the /lsp/status 404 once)
+
+    def new_page():
+        p = browser.new_page(viewport={"width": 1400, "height": 1000})
+        p.on("response", lambda r: failed.append(f"{r.url.split('?')[0]} (HTTP {r.status})") if r.status >= 400
+             else None)
+        return p
+
+    page = new_page()
+    url = f"{lab.url}/lab/workspaces/reopen/tree/{REOPEN_NB}?token={lab.token}&reset"
+    try:
+        page.goto(url, wait_until="commit")
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        lab.kernel_of(REOPEN_NB)
+        page.locator(".lm-MenuBar-item", has_text="Run").click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        widget = _cell(page, 1).locator(".jp-OutputArea-output .widget-vbox").first
+        widget.wait_for(state="visible", timeout=RUN_ALL_S * 1000)
+        handle = widget.locator(".widget-slider .noUi-handle, .widget-slider .slider-handle, .ui-slider-handle").first
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        time.sleep(1.0)
+        page.keyboard.press("Control+s")
+        page.wait_for_function(f"() => !document.querySelector('{DIRTY_TAB}')", timeout=20_000)
+        for s in lab.api("/api/sessions"):  # the kernel shut down, as a student's "Shut Down Kernel"
+            if s.get("path", "").endswith(REOPEN_NB):
+                lab.api(f"/api/sessions/{s['id']}", method="DELETE")
+        page.close()
+
+        page = new_page()
+        page.goto(url, wait_until="commit")
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+        lab.kernel_of(REOPEN_NB)
+        output = _cell(page, 1).locator(".jp-OutputArea-output").first
+        output.wait_for(state="visible", timeout=20_000)
+        assert not _dirty_after(page, 8.0), "opening the saved notebook marked it modified (no edit was made)"
+        text = _cell(page, 1).inner_text()
+        assert "Error displaying widget" not in text and "model not found" not in text, text
+        live = _cell(page, 1).locator(".widget-vbox").count() > 0 and not page.locator(
+            ".jupyter-widgets-disconnected").count()
+        if not live:  # a visible re-run state; any controls shown are disabled
+            assert RERUN in text, f"the reopened widget does not say '{RERUN}': {text!r}"
+            controls = _cell(page, 1).locator(".widget-slider, .widget-toggle-buttons")
+            for k in range(controls.count()):
+                style = controls.nth(k).evaluate("el => getComputedStyle(el.closest('.course-controls') || el)"
+                                                 ".pointerEvents")
+                assert style == "none", "a control of the disconnected widget still takes input"
+            assert _cell(page, 1).locator(".jp-OutputArea-output img").count() >= 1, "the last image is gone"
+        page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").first.click()
+        time.sleep(1.5)
+        assert not page.locator(".jp-Dialog").count(), "closing the unedited notebook asked a question"
+        assert not failed, f"the page's requests failed: {failed}"
+    except BaseException:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "reopen-failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()

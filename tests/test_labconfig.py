@@ -14,7 +14,24 @@ def test_writes_the_quiet_settings(tmp_path):
         assert cfg == {"ServerApp": {"jpserver_extensions": {name: False}}}
     overrides = json.loads((tmp_path / "share/jupyter/lab/settings/overrides.json").read_text())
     assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
-    assert len(written) == 2 + len(labconfig.SERVER_DISABLED)
+    assert page["disabledExtensions"]["@jupyterlab/lsp-extension"] is True  # its /lsp/status was a 404
+    assert len(written) == 3 + len(labconfig.SERVER_DISABLED)
+
+
+def test_the_server_snapshots_course_widgets_on_save_without_importing_torch(tmp_path):
+    """The server config loads utils/widgets/saved.py alone and sets it as the pre-save hook."""
+    import subprocess
+    import sys
+
+    labconfig.write(tmp_path)
+    config = tmp_path / "etc/jupyter/jupyter_server_config.py"
+    probe = ("import sys\nfrom traitlets.config import Config\nc = Config()\n"
+             f"exec(open({str(config)!r}).read())\n"
+             "hook = c.ContentsManager.pre_save_hook\n"
+             "assert hook.__name__ == 'pre_save_hook' and 'torch' not in sys.modules, sorted(sys.modules)\n"
+             "print('ok')")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_keeps_existing_settings(tmp_path):

@@ -66,7 +66,7 @@ def test_work_pull_and_reopen_keep_the_answers(course):
     assert done["new"] == ["02_new.ipynb"] and (work / "02_new.ipynb").exists()
     assert done["beside"] == ["00_welcome.ipynb"]
     assert nbformat.read(work / "00_welcome.ipynb", as_version=4).cells[0].source == answer
-    update = work / "00_welcome (course update).ipynb"
+    update = work / "00_course-update_welcome.ipynb"  # the file browser shows its start: not cut to "00_welcome..."
     assert nbformat.read(update, as_version=4).cells[1].source == "print('welcome to v2')"
     assert done["updated"] == ["01_change.ipynb"]  # never edited: simply replaced
     assert nbformat.read(work / "01_change.ipynb", as_version=4).cells[0].source == "# YOUR CODE HERE (v2)"
@@ -74,7 +74,8 @@ def test_work_pull_and_reopen_keep_the_answers(course):
     again = workspace.sync(me, "my-work")  # a second make lab changes nothing
     assert not again["new"] and not again["updated"] and not again["beside"]
     assert nbformat.read(work / "00_welcome.ipynb", as_version=4).cells[0].source == answer
-    assert "beside it as '00_welcome (course update).ipynb'" in workspace.report(done, "my-work")
+    assert "beside it as '00_course-update_welcome.ipynb'" in workspace.report(done, "my-work")
+    assert "saved outputs are gone" in workspace.report(done, "my-work")
 
 
 def test_a_deleted_notebook_comes_back(course):

@@ -11,7 +11,12 @@ environment's ``etc/jupyter``, without starting Jupyter once per extension
 - the language-server extension, which logs a long "Skipped non-installed
   server(s)" line and serves no language server here, is off;
 - widget state is saved with the notebook (``share/jupyter/lab/settings/overrides.json``),
-  so a saved notebook reopens showing its widgets' last state, not "model not found".
+  so a saved notebook reopens showing its widgets' last state, not "model not found";
+- on every save, the server's pre-save hook (``etc/jupyter/jupyter_server_config.py``, loading
+  ``utils/widgets/saved.py`` alone: no torch in the server) turns each course widget's output into
+  its last image and "run this cell again to use its controls", and drops the widget state, so a
+  reopened notebook shows no dead controls and is not marked modified by opening it;
+- the language-server front-end plugin is off with its server (it asked for ``/lsp/status``: a 404).
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import json
 import sys
 from pathlib import Path
 
-LAB_DISABLED = ["@jupyter/nbgrader", "@jupyterlab/apputils-extension:announcements"]
+LAB_DISABLED = ["@jupyter/nbgrader", "@jupyterlab/apputils-extension:announcements",
+                "@jupyterlab/lsp-extension"]
 SERVER_DISABLED = [
     "nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.validate_assignment",
     "nbgrader.server_extensions.assignment_list", "nbgrader.server_extensions.course_list", "jupyter_lsp",
@@ -32,6 +38,17 @@ def _update_json(path: Path, update) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
+
+SNAPSHOT_HOOK = Path(__file__).resolve().parents[2] / "utils" / "widgets" / "saved.py"
+SERVER_CONFIG_PY = """# Written by tools.labconfig (make lab's set-up): the course widgets' snapshot on save.
+# utils/widgets/saved.py is loaded alone (standard library only): the server never imports torch.
+import importlib.util as _util
+
+_spec = _util.spec_from_file_location("course_widget_snapshot", {hook!r})
+_snapshot = _util.module_from_spec(_spec)
+_spec.loader.exec_module(_snapshot)
+c.ContentsManager.pre_save_hook = _snapshot.pre_save_hook
+"""
 
 SETTINGS_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
 
@@ -47,7 +64,10 @@ def write(prefix: Path = Path(sys.prefix)) -> list[Path]:
     _update_json(page, lab)
     overrides = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
     _update_json(overrides, lambda data: [data.setdefault(k, {}).update(v) for k, v in SETTINGS_OVERRIDES.items()])
-    written = [page, overrides]
+    hook = etc / "jupyter_server_config.py"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(SERVER_CONFIG_PY.format(hook=str(SNAPSHOT_HOOK)))
+    written = [page, overrides, hook]
     for name in SERVER_DISABLED:
         path = etc / "jupyter_server_config.d" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ your answers. Each ``make lab`` runs :func:`sync`:
 - a notebook you don't have yet (a new one, or one you deleted) is copied in;
 - a notebook the course changed since you got it is replaced when you never
   edited it, and otherwise left alone, with the new version put beside it as
-  ``NN_name (course update).ipynb``;
+  ``NN_course-update_name.ipynb`` (the words up front: the file browser cuts long names at the
+  end, and "03_continuous_flows (course update).ipynb" read "03_continuous_..." like your copy);
 - everything else is untouched.
 
 ``my-work/.course/`` remembers the version of each notebook you were given,
@@ -24,7 +25,14 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
-UPDATE_SUFFIX = " (course update)"
+UPDATE_TAG = "course-update"
+
+
+def update_name(stem: str) -> str:
+    """The file name of the course's new version of ``stem`` put beside the student's copy:
+    ``03_continuous_flows`` -> ``03_course-update_continuous_flows.ipynb``."""
+    number, sep, rest = stem.partition("_")
+    return f"{number}_{UPDATE_TAG}_{rest}.ipynb" if sep and number.isdigit() else f"{UPDATE_TAG}_{stem}.ipynb"
 
 
 def _sources(path: Path) -> list[tuple[str, str]]:
@@ -71,7 +79,7 @@ def sync(root: Path = ROOT, work: str | Path = "my-work") -> dict[str, list[str]
             shutil.copyfile(src, base)  # already the same as the course's version
             done["unchanged"].append(src.name)
         else:
-            beside = work / f"{src.stem}{UPDATE_SUFFIX}.ipynb"
+            beside = work / update_name(src.stem)
             _copy(src, beside)
             shutil.copyfile(src, base)
             done["beside"].append(src.name)
@@ -83,11 +91,12 @@ def report(done: dict[str, list[str]], work: str) -> str:
     if done["new"]:
         lines.append(f"copied into {work}/: " + ", ".join(done["new"]))
     if done["updated"]:
-        lines.append("updated (you had not edited them): " + ", ".join(done["updated"]))
+        lines.append("updated (you had not edited them; their saved outputs are gone, run them again): "
+                     + ", ".join(done["updated"]))
     for name in done["beside"]:
         stem = name[:-len(".ipynb")]
         lines.append(f"the course changed {name}; your copy is untouched and the new version is "
-                     f"beside it as '{stem}{UPDATE_SUFFIX}.ipynb'")
+                     f"beside it as '{update_name(stem)}'")
     if not lines:
         lines.append(f"{work}/ is up to date with the course")
     return "\n".join(lines)
