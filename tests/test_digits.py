@@ -124,3 +124,27 @@ def test_show_grid_draws_the_tiled_array(data):
     assert np.array_equal(im.get_array(), digits.tile(data.x_test[:20], 10))
     assert ax.get_title() == "t" and [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
     plt.close(fig)
+
+
+def test_frechet_distance_is_the_w2_of_gaussians():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=g, dtype=torch.float64)
+    assert digits.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # shifted by m and scaled by s: |m|^2 + d (1 - s)^2 for unit Gaussians, up to sampling noise
+    b = 2.0 * torch.randn(4000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 0.0, 0.0])
+    assert digits.frechet_distance(a, b) == pytest.approx(1.0 + 3 * 1.0, rel=0.1)
+    with pytest.raises(InputError, match="at least 2 points"):
+        digits.frechet_distance(a[:1], b[:1])
+    with pytest.raises(InputError):
+        digits.frechet_distance(a, b[:, :2])
+
+
+def test_reference_classifier_features_separate_real_from_noise(data):
+    clf = digits.ReferenceClassifier(data)
+    feats = clf.features(data.x_test)
+    assert feats.shape == (len(data.x_test), 10) and feats.dtype == torch.float64
+    assert torch.equal(feats.argmax(1), clf.predict(data.x_test))
+    half = len(data.x_train) // 2
+    floor = digits.frechet_distance(clf.features(data.x_train[:half]), feats)
+    noise = torch.randn(data.x_test.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert digits.frechet_distance(clf.features(noise), feats) > 5 * floor
