@@ -148,3 +148,14 @@ def test_probability_flow_on_a_grid_counts_and_converges():
     grid = make_time_grid(sde, 12, "logsnr")
     same = sample_probability_flow(sde, score, x0, 12, method="rk4", time_grid=grid)
     assert torch.allclose(out.x, same.x)
+
+
+def test_quality_table_takes_ddpm_and_ddim_rows():
+    from utils.mixtures import eight_gaussians_mixture
+    from utils.sampler_quality import quality_against_nfe
+    sde, target = VPSDE(), eight_gaussians_mixture()
+    rows = quality_against_nfe(sde, target.score_fn(sde), target, sde_steps=[], ode=[],
+                               discrete=[("ddpm", 3), ("ddim", 2)], n=50, repeats=1, dtype=torch.float64,
+                               time_grid="logsnr")
+    assert [(r["sampler"], r["method"], r["nfe"]) for r in rows] == [("DDPM", "ddpm", 3), ("DDIM", "ddim", 2)]
+    assert all(math.isfinite(r["w2"]) for r in rows)

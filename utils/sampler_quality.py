@@ -15,7 +15,7 @@ import math
 import torch
 
 from .mixtures import GaussianMixture
-from .samplers import sample_probability_flow, sample_reverse_sde
+from .samplers import sample_ddim, sample_ddpm, sample_probability_flow, sample_reverse_sde
 from .sde import Score, _SDE
 from .runtime import progress
 
@@ -65,7 +65,8 @@ def w2_noise_baseline(sde: _SDE, target: GaussianMixture, n: int = 500, repeats:
 
 def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_steps=(1, 10, 100, 1000),
                         ode=(("euler", 10), ("rk4", 5), ("dopri5", 1e-3)), n: int = 500, repeats: int = 2,
-                        seed: int = 0, dtype: torch.dtype | None = None, desc: str = "sampler runs") -> list[dict]:
+                        seed: int = 0, dtype: torch.dtype | None = None, desc: str = "sampler runs",
+                        discrete=(), time_grid="uniform") -> list[dict]:
     """W2 between samples and the target for the reverse SDE and the probability flow ODE.
 
     Every run starts from the same noise: ``repeats`` independent clouds of ``n`` points, sampled
@@ -73,16 +74,24 @@ def quality_against_nfe(sde: _SDE, score: Score, target: GaussianMixture, sde_st
     are averaged. Compare with :func:`w2_floor_spread` at the same n (the floor) and with
     :func:`w2_noise_baseline` (what the untouched noise scores).
     ``sde_steps``: Euler-Maruyama step counts. ``ode``: (method, num_steps) pairs, or ("dopri5", tol).
+    ``discrete``: (method, num_steps) pairs with method "ddpm" (ancestral, re-spaced) or "ddim" (eta = 0), on
+    ``time_grid`` (``utils.samplers.make_time_grid``); their rows have sampler "DDPM" or "DDIM".
     ``dtype``: of the noise and the runs (float64 makes the numbers independent of the CPU's kernels;
     the score must accept it). A progress bar counts the runs (silenced under COURSE_QUIET=1).
     Returns rows with keys sampler ("SDE" or "ODE"), method, setting, nfe, w2.
     """
     x0, quality = _clouds(sde, target, n, repeats, seed, dtype)
     runs = [("SDE", "euler-maruyama", int(k)) for k in sde_steps] + [("ODE", m, v) for m, v in ode]
+    runs += [(m.upper(), m, int(k)) for m, k in discrete]
     rows = []
     with torch.no_grad():
         for sampler, method, setting in progress(runs, desc=desc):
-            if sampler == "SDE":
+            if method == "ddpm":
+                out = sample_ddpm(sde, score, x0, setting, generator=torch.Generator().manual_seed(seed + 1),
+                                  time_grid=time_grid)
+            elif method == "ddim":
+                out = sample_ddim(sde, score, x0, setting, time_grid=time_grid)
+            elif sampler == "SDE":
                 out = sample_reverse_sde(sde, score, x0, setting, generator=torch.Generator().manual_seed(seed + 1))
             elif method == "dopri5":
                 out = sample_probability_flow(sde, score, x0, method="dopri5", rtol=setting, atol=setting)
