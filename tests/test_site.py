@@ -11,7 +11,8 @@ The site is built once per session (default copy into ``build/site``, the instru
   multi-frame animation and a link to its notebook;
 - in Debian's Chromium (Playwright; never a downloaded browser), with the site served on 127.0.0.1
   and every request to any other host blocked: on every page no request was blocked or failed,
-  no raw ``$...$`` or ``\\frac`` is visible, MathJax typeset the math, every image loaded, no
+  no raw ``$...$`` or ``\\frac`` is visible, MathJax typeset the math with no error node
+  (``mjx-merror``: a formula it could not parse), every image loaded, no
   JavaScript error, the "next" link leads to the next notebook; the animations move; the search
   finds pages offline. Screenshots go to ``build/site-shots/``.
 
@@ -123,6 +124,17 @@ def test_instructor_copy_shows_every_solution_folded(built_solutions):
 
 
 # ----------------------------------------------------------------- pages and links
+def test_an_exercise_shows_its_stub_with_the_not_attempted_check(built):
+    """The default site shows the stub, so its check says "not attempted", never the solved run's
+    "passed" (walk-through 3, m10); the answer cell shows no output of the solved run."""
+    from bs4 import BeautifulSoup
+
+    text = _norm(BeautifulSoup((built / "01_change_of_variables.html").read_text(), "html.parser").get_text())
+    assert "raise NotImplementedError()" in text
+    assert "Exercise 1.1 (" in text and "not attempted yet" in text
+    assert not re.search(r"Exercise \d+\.\d+ \([^)]*\): passed", text), "a stub is followed by 'passed'"
+
+
 def test_every_page_is_built_and_every_internal_link_resolves(built):
     for name in ["index.html", "EXERCISES.html", "INSTRUCTORS.html", "search.html"] + [_page(p) for p in NOTEBOOKS]:
         assert (built / name).exists(), name
@@ -244,6 +256,26 @@ MATH_JS = """async () => {
 }"""
 
 
+# MathJax's error nodes: CHTML writes a formula it cannot parse as <mjx-merror> (red text such as
+# "Missing or unrecognized delimiter for \\Big"); the SVG output marks it data-mjx-error
+MATH_ERRORS_JS = """async () => {
+  if (!window.MathJax) return [];
+  await window.MathJax.startup.promise;
+  return [...document.querySelectorAll('mjx-merror, [data-mjx-error]')]
+    .map(e => (e.getAttribute('data-mjx-error') || e.textContent || '').slice(0, 120));
+}"""
+# a formula MathJax cannot parse, typeset into the page: the error check must see it
+BROKEN_MATH_JS = """async () => {
+  await window.MathJax.startup.promise;
+  const el = document.createElement('span');
+  el.className = 'math notranslate nohighlight';
+  el.textContent = '\\\\(\\\\Big a\\\\)';
+  (document.querySelector('main') || document.body).appendChild(el);
+  await window.MathJax.typesetPromise([el]);
+  return el.innerHTML.length;
+}"""
+
+
 class Visit:
     """One page opened on the local server: every request, failure, block and console error."""
 
@@ -278,6 +310,8 @@ def _check_page(v: Visit, name: str, expect_math: bool) -> None:
     count = page.evaluate(MATH_JS)
     if expect_math:
         assert count > 0, f"{name}: no typeset math (MathJax {'absent' if count < 0 else 'typeset nothing'})"
+    errors = page.evaluate(MATH_ERRORS_JS)
+    assert not errors, f"{name}: MathJax could not typeset {len(errors)} formula(s): {errors[:5]}"
     raw = RAW_TEX.findall(page.evaluate(VISIBLE_PROSE_JS))
     assert not raw, f"{name}: raw TeX visible: {raw[:5]}"
     broken = page.evaluate(IMAGES_JS)
@@ -325,6 +359,18 @@ def _check_animation_moves(page, anim, shot: Path) -> None:
     anim.get_by_role("button", name="Pause").click()
     assert img.get_attribute("src") != first
     anim.screenshot(path=f"{shot}-b.png")
+
+
+def test_a_mathjax_error_is_found(built, served, browser):
+    """The check above sees MathJax's error nodes (04's \\Big[ ... \\](x_s) once rendered as a red error)."""
+    v = Visit(browser, served, "index.html")
+    try:
+        assert not v.page.evaluate(MATH_ERRORS_JS)
+        v.page.evaluate(BROKEN_MATH_JS)
+        found = v.page.evaluate(MATH_ERRORS_JS)
+        assert found and any("Big" in e for e in found), found
+    finally:
+        v.close()
 
 
 def test_search_works_offline(built, served, browser):

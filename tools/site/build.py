@@ -198,6 +198,11 @@ def site_notebook(nb: nbformat.NotebookNode, stem: str, stems: dict[str, str], s
             if cell.cell_type == "code":
                 cell.outputs = copy.deepcopy(orig.outputs)
                 cell.execution_count = orig.execution_count
+            role = cell.get("metadata", {}).get("course", {})
+            if cell.cell_type == "code" and role.get("role") in ("answer", "check"):
+                # the page shows the stub, so not the solved run's outputs: a stub above "passed" misled
+                # (walk-through 3, m10); the check shows what it prints for the stub
+                cell.outputs = [] if role["role"] == "answer" else [_not_attempted(role.get("exercise", ""))]
     page.metadata.pop("widgets", None)
     for i, cell in enumerate(page.cells):
         if cell.cell_type == "markdown":
@@ -213,6 +218,21 @@ def site_notebook(nb: nbformat.NotebookNode, stem: str, stems: dict[str, str], s
                                    f'<a href="lectures/{stem}.ipynb"><code>lectures/{stem}.ipynb</code></a> '
                                    "to play with it.</p>"}
     return page
+
+
+def _not_attempted(exercise: str) -> nbformat.NotebookNode:
+    """What the check cell prints under the untouched stub: not attempted, and the notebook goes on."""
+    from utils.checks.core import NOT_ATTEMPTED, Result, get_exercise
+
+    try:
+        ex = get_exercise(exercise)
+    except Exception:  # an unregistered id: say what the site shows, without the check's words
+        return nbformat.v4.new_output("stream", name="stdout",
+                                      text="(Run this check in your notebook: it tests your answer above.)\n")
+    report = Result(ex.id, ex.title, NOT_ATTEMPTED).report()
+    return nbformat.v4.new_output("stream", name="stdout", text=(
+        f"{report}\n↪ The notebook continues with the reference `{ex.answer}`, so the cells below still run. "
+        "(The site shows the course's own run: its outputs below come from the reference answers.)\n"))
 
 
 def stage(src: Path, solutions: bool, animations: dict) -> dict[str, str]:
@@ -282,6 +302,27 @@ def mathjax_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
 
 
+class _SphinxProgress(io.StringIO):
+    """Sphinx's status stream, shown as one line a phase and a page ("writing output... [ 40%] 03_...")
+    at most every few seconds: the build says what it does without Sphinx's full log (m6)."""
+
+    def __init__(self, log, every: float = 3.0):
+        super().__init__()
+        self.log, self.every, self.last, self.phase = log, every, 0.0, ""
+
+    def write(self, text: str) -> int:
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines():
+            line = line.strip()
+            m = re.match(r"^([a-z][a-z ]+)\.\.\.\s*(\[\s*\d+%\].*)?$", line)
+            if not m:
+                continue
+            now = time.perf_counter()
+            if m.group(1) != self.phase or now - self.last >= self.every:
+                self.phase, self.last = m.group(1), now
+                self.log(f"   pages: {line}")
+        return len(text)
+
+
 def build(out: Path = DEFAULT_OUT, solutions: bool = False, verbose: bool = False, log=print) -> Path:
     from sphinx.application import Sphinx
 
@@ -291,15 +332,17 @@ def build(out: Path = DEFAULT_OUT, solutions: bool = False, verbose: bool = Fals
     log(f"widget animations ready ({len(animations)}) after {time.perf_counter() - start:.0f} s")
     with tempfile.TemporaryDirectory(prefix="course-site-") as tmp:
         src = Path(tmp) / "src"
+        log("   pages: staging the notebooks and starting Sphinx ...")
         stage(src, solutions, animations)
         if out.exists():
             shutil.rmtree(out)
         warnings = io.StringIO()
         overrides = {"nb_code_prompt_show": SHOW_SOLUTION, "nb_code_prompt_hide": HIDE_SOLUTION} if solutions else {}
         app = Sphinx(str(src), str(src), str(out), str(Path(tmp) / "doctrees"), "html",
-                     confoverrides=overrides, status=sys.stdout if verbose else None, warning=warnings,
+                     confoverrides=overrides, status=sys.stdout if verbose else _SphinxProgress(log), warning=warnings,
                      freshenv=True, keep_going=True)
         app.build(force_all=True)
+    log("   pages: copying MathJax and the student notebooks, then checking every link ...")
     shutil.copytree(mathjax_dir(), out / "_static" / "mathjax")
     lectures = out / "lectures"
     lectures.mkdir()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import time
 import hashlib
 import json
 import os
@@ -202,14 +203,29 @@ def _runner(nb: nbformat.NotebookNode, keys: dict[int, str], cache: Path) -> nbf
     return run
 
 
-async def _execute(run: nbformat.NotebookNode, folder: Path, name: str, limit: asyncio.Semaphore) -> list[str]:
+# The site's kernels are local, started and ended by this build on 127.0.0.1; ipykernel's warning that
+# TCP is unencrypted ("susceptible to eavesdropping", once a kernel) is noise here: the kernels log errors only.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+HEARTBEAT_S = 5.0  # a progress line at least this often while the kernels run
+
+
+async def _execute(run: nbformat.NotebookNode, folder: Path, name: str, limit: asyncio.Semaphore,
+                   progress: dict | None = None) -> list[str]:
     """Run the cells; return the errors they raised. A failing cell (a claim that a notebook being edited
-    no longer supports, say) does not stop the run: the tests report it; the widget may still be built."""
+    no longer supports, say) does not stop the run: the tests report it; the widget may still be built.
+    ``progress[name]`` is kept at [cells run, cells] for the progress lines."""
     from nbclient import NotebookClient
 
+    progress = {} if progress is None else progress
+
+    def executed(cell=None, cell_index: int = 0, **_) -> None:
+        progress[name][0] = cell_index + 1
+
     async with limit:
+        progress[name] = [0, len(run.cells)]  # running (a notebook waiting for a kernel slot is not listed)
         client = NotebookClient(run, timeout=600, kernel_name="python3", record_timing=False, allow_errors=True,
-                                resources={"metadata": {"path": str(folder)}})
+                                resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGS,
+                                on_cell_executed=executed)
         await client.async_execute()
     return [f"{name} ({c.source.splitlines()[0][:60]!r}...): {o.ename}: {o.evalue[:300]}"
             for c in run.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -235,9 +251,29 @@ def render_widgets(notebooks: list[Path], cache: Path, jobs: int | None = None,
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         limit_n = jobs or max(1, min(len(todo), os.cpu_count() or 1))
 
+        progress: dict[str, list[int]] = {}
+        start = time.monotonic()
+
+        async def heartbeat():
+            while True:
+                await asyncio.sleep(HEARTBEAT_S)
+                running = ", ".join(f"{name[:2]} cell {k} of {n}" for name, (k, n) in progress.items() if k < n)
+                waiting = len(todo) - len(progress)
+                log(f"   widget animations, {time.monotonic() - start:.0f} s: {running or 'starting the kernels'}"
+                    + (f"; {waiting} waiting for a kernel" if waiting else ""))
+
+        async def one(p, run, limit):
+            errors = await _execute(run, p.parent, p.name, limit, progress)
+            log(f"   widget animations of {p.name} ready ({time.monotonic() - start:.0f} s)")
+            return errors
+
         async def go():
             limit = asyncio.Semaphore(limit_n)
-            return await asyncio.gather(*(_execute(run, p.parent, p.name, limit) for p, run in todo))
+            beat = asyncio.create_task(heartbeat())
+            try:
+                return await asyncio.gather(*(one(p, run, limit) for p, run in todo))
+            finally:
+                beat.cancel()
 
         errors = [e for errs in asyncio.run(go()) for e in errs]
         for e in errors:
