@@ -26,7 +26,7 @@ def test_parse_reads_the_stored_showdown():
     assert show["nfe"] == [1, 2, 4, 8, 16, 100]
     assert set(show["rows"]) == {"reverse SDE", "probability flow ODE", "FM-VP", "I-CFM", "OT-CFM", "reflow"}
     assert all(len(r["w2"]) == 6 for r in show["rows"].values())
-    assert show["floor"] < show["goal"] < show["ceiling"] and show["tol"] > 0
+    assert show["floor"] < show["goal"] < show["baseline"] and show["tol"] > 0
     assert show["rows"]["OT-CFM"]["reach"] == 1  # what the notebook's own claim says
     with pytest.raises(RuntimeError, match="no longer prints"):
         quality_06.parse_showdown("nothing here")
@@ -48,3 +48,31 @@ def test_summary_counts_the_seeds_that_support_each_claim():
 def test_budgets_are_in_units_with_a_margin():
     assert budget("06_couplings_showdown") == pytest.approx(90 / 0.55) and MARGIN == 2.0
     assert budget("01_change_of_variables") < budget("06_couplings_showdown")
+
+
+def test_parse_reads_far_scores_and_samplers_that_never_reach():
+    text = ("W2 to 1000 fresh moons points: floor 0.16 (sd 0.05), baseline (untouched noise) 0.60;\n"
+            "goal: reverse SDE at 1000 steps 0.38; reached means W2 <= 0.38 + 0.11\n\n"
+            f"{'sampler':<20}{'1':>6}{'2':>6}{'reaches':>9}{'P/R at 2':>11}{'P/R at 100':>12}\n"
+            f"{'reverse SDE':<20}{'>99':>6}{'11.17':>6}{'>100':>9}{'0.01/0.99':>11}{'0.41/0.97':>12}\n"
+            f"{'OT-CFM':<20}{'0.34':>6}{'0.30':>6}{'1':>9}{'0.40/0.98':>11}{'0.45/0.97':>12}\n\n"
+            "sampler             1 (a second table, the converged models, is not read)\n")
+    show = quality_06.parse_showdown(text)
+    assert show["nfe"] == [1, 2] and show["baseline"] == 0.60 and show["goal"] == 0.38 and show["tol"] == 0.11
+    assert show["rows"]["reverse SDE"] == {"w2": [float("inf"), 11.17], "reach": None}
+    assert show["rows"]["OT-CFM"] == {"w2": [0.34, 0.30], "reach": 1}
+
+
+def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
+    from utils import references
+    from utils.showdown_references import NAMES
+
+    fake = {name: dict(seed_metrics={"0": 0.19, "1": 0.21, "2": 0.20}, metrics={"precision_100": 0.93}, seed=0,
+                       steps=4000, converged=True) for name in NAMES.values()}
+    fake[NAMES["I-CFM"]]["seed_metrics"] = {"0": 0.30, "1": 0.31, "2": 0.29}
+    monkeypatch.setattr(references, "manifest", lambda: fake)
+    rows = {r["name"].split(" (")[0]: r for r in quality_06.converged_rows(floor=0.16, data_precision=0.99)}
+    assert rows["06 converged OT-CFM"]["value"] == "0.20 ± 0.01"
+    assert rows["06 converged OT-CFM"]["note"].startswith("met") and "precision at 100 NFE 0.93" in rows[
+        "06 converged OT-CFM"]["note"] and rows["06 converged OT-CFM"]["note"].endswith(": met")
+    assert rows["06 converged I-CFM"]["note"].startswith("NOT met")

@@ -29,7 +29,7 @@ ALLOWED_INPUTS: dict[str, set[str]] = {
     "03": set(),
     "04": set(),
     "05": set(),
-    "06": set(),
+    "06": {"0.1"},  # sigma of the straight couplings (also a threshold the claims print)
     "07": set(),
 }
 

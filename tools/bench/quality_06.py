@@ -7,10 +7,15 @@ COURSE_CLAIMS_RECORD set so that a claim the numbers do not support is noted (�
 run. It reports the printed showdown table (W2 at each NFE) as mean ± sd over the seeds, the NFE at which
 each sampler reaches the goal per seed, and for every claim of the notebook the seeds that support it.
 The notebook's text is the course's: a claim that fails on some seed is named here, with the count.
+
+Then issue 19's quality goal on the converged references (``converged_rows``, from ``weights/manifest.json``):
+each showdown model's W2 at 100 NFE over the seeds ``make weights`` trained (mean ± sd) against 1.3 x the
+floor, and its precision at 100 NFE against 0.9 x the data's own.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import statistics
@@ -24,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "solutions" / "06_couplings_showdown.ipynb"
 SEED_LINE = re.compile(r"^SEED = 0\b", re.M)
 SEEDS = (0, 1, 2)
+NAME_WIDTH = 20  # the sampler column of the printed table
+GOAL_W2_RATIO, GOAL_PRECISION = 1.3, 0.9  # issue 19: converged models at 100 NFE
 
 
 def run_with_seed(seed: int, path: Path = NOTEBOOK) -> tuple[str, list[dict]]:
@@ -53,28 +60,27 @@ def run_with_seed(seed: int, path: Path = NOTEBOOK) -> tuple[str, list[dict]]:
 
 
 def parse_showdown(text: str) -> dict:
-    """The showdown's printed numbers: goal, tolerance, floor, ceiling, NFE list and each sampler's row."""
-    head = re.search(r"floor ([\d.]+) \(sd ([\d.]+)\), ceiling \(untouched noise\) ([\d.]+); reverse SDE at "
-                     r"1000 steps ([\d.]+); reached means W2 <= [\d.]+ \+ ([\d.]+)", text)
-    header = re.search(r"^\| sampler .*$", text, re.M)
+    """The showdown's printed numbers (its first table: the live models): goal, tolerance, floor,
+    baseline, NFE list and each sampler's row."""
+    head = re.search(r"floor ([\d.]+) \(sd ([\d.]+)\), baseline \(untouched noise\) ([\d.]+);\s*goal: reverse SDE "
+                     r"at 1000 steps ([\d.]+); reached means W2 <= [\d.]+ \+ ([\d.]+)", text)
+    header = re.search(r"^sampler +1 .*$", text, re.M)
     if head is None or header is None:
         raise RuntimeError("notebook 06 no longer prints its showdown in the form this module reads.")
-    cols = [c.strip() for c in header.group(0).strip("|").split("|")]
-    nfe = [int(c) for c in cols if c.isdigit()]
+    nfe = [int(c) for c in header.group(0).split("reaches")[0].split() if c.isdigit()]
     rows = {}
-    for line in text[header.end():].splitlines():
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells[0].startswith("-"):
-            continue
-        w2 = [float(c) for c in cells[2:2 + len(nfe)]]
-        reach = cells[2 + len(nfe)]
-        rows[cells[0]] = dict(w2=w2, reach=None if reach.startswith(">") or reach in ("-", "never") else int(reach))
-    floor, sd, ceiling, goal, tol = (float(g) for g in head.groups())
-    return dict(floor=floor, sd=sd, ceiling=ceiling, goal=goal, tol=tol, nfe=nfe, rows=rows)
+    for line in text[header.end():].lstrip("\n").splitlines():
+        if not line.strip():
+            break
+        name, cells = line[:NAME_WIDTH].strip(), line[NAME_WIDTH:].split()
+        try:
+            w2 = [math.inf if c.startswith(">") else float(c) for c in cells[:len(nfe)]]
+            reach = cells[len(nfe)]
+        except (ValueError, IndexError):  # the next cell's output follows the table's last row
+            break
+        rows[name] = dict(w2=w2, reach=None if reach.startswith(">") else int(reach))
+    floor, sd, baseline, goal, tol = (float(g) for g in head.groups())
+    return dict(floor=floor, sd=sd, baseline=baseline, goal=goal, tol=tol, nfe=nfe, rows=rows)
 
 
 def _ms(values, digits: int = 2) -> str:
@@ -90,7 +96,7 @@ def summarise(runs: dict[int, tuple[dict, list[dict]]]) -> list[dict]:
     n = len(seeds)
     rows = [dict(name=f"06 showdown over {n} seeds {seeds}: reverse SDE at 1000 steps (the goal)",
                  value=_ms(s["goal"] for s in shows), target=None, floor=_ms(s["floor"] for s in shows),
-                 note=f"ceiling (untouched noise) {_ms(s['ceiling'] for s in shows)}; tolerance (2 sd of the floor) "
+                 note=f"do-nothing baseline (untouched noise) {_ms(s['baseline'] for s in shows)}; tolerance (2 sd of the floor) "
                       f"{_ms(s['tol'] for s in shows)}; the notebook's recipe (one for every model)")]
     nfe = shows[0]["nfe"]
     for name in shows[0]["rows"]:
@@ -107,12 +113,49 @@ def summarise(runs: dict[int, tuple[dict, list[dict]]]) -> list[dict]:
     return rows
 
 
+def converged_rows(floor: float, data_precision: float | None = None) -> list[dict]:
+    """Issue 19's quality goal on the converged references (``weights/manifest.json``): W2 at 100 NFE
+    within ``GOAL_W2_RATIO`` x the floor over the seeds ``make weights`` trained (mean ± sd), and
+    precision at 100 NFE at least ``GOAL_PRECISION`` of the data's own (the shipped seed: the manifest
+    keeps only the judged metric of the other seeds)."""
+    from utils.references import manifest
+    from utils.showdown_references import NAMES
+
+    entries = manifest()
+    rows = []
+    for label, name in NAMES.items():
+        e = entries.get(name)
+        if e is None:
+            rows.append(dict(name=f"06 converged {label}", value="not trained (make weights)", target=None,
+                             floor=None, note=""))
+            continue
+        vals = list(e["seed_metrics"].values())
+        mean = statistics.fmean(vals)
+        met = mean <= GOAL_W2_RATIO * floor
+        p = e["metrics"].get("precision_100")
+        p_note = "" if p is None else f"; precision at 100 NFE {p:.2f} (seed {e['seed']})"
+        if p is not None and data_precision:
+            p_note += (f" against {GOAL_PRECISION} x the data's {data_precision:.2f}: "
+                       + ("met" if p >= GOAL_PRECISION * data_precision else "NOT met"))
+        rows.append(dict(name=f"06 converged {label} ({e['steps']} steps): W2 at 100 NFE over seeds "
+                              f"{sorted(e['seed_metrics'])}", value=_ms(vals), target=f"<= {GOAL_W2_RATIO} x floor "
+                              f"= {GOAL_W2_RATIO * floor:.2f}", floor=floor,
+                         note=("met" if met else "NOT met") + f" ({mean / floor:.2f} x the floor)" + p_note
+                              + ("" if e.get("converged") else "; NOT converged by the manifest's test")))
+    return rows
+
+
 def run(seeds=SEEDS) -> list[dict]:
     runs = {}
     for seed in seeds:
         text, claims = run_with_seed(seed)
         runs[seed] = (parse_showdown(text), claims)
-    return summarise(runs)
+    from utils.datasets import moons
+    from utils.metrics import precision_recall, w2_floor_stats
+
+    floor, _ = w2_floor_stats(moons, 1000, pairs=8)  # the notebook's floor with SEED = 0
+    data_precision = precision_recall(moons(1000, seed=1002), moons(1000, seed=1001))[0]
+    return summarise(runs) + converged_rows(floor, data_precision)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Tong et al. (2024) report the NPE of OT-CFM and I-CFM from N(0, I) to the 8 Gaussians; here both are trained
 with the straight interpolant (sigma = 0), 8000 steps, Adam 3e-3, and measured with 2000 points, beside W2 at
-100 Euler steps (floor: two data samples; ceiling: the untouched noise). The course's 8 Gaussians lie on a
+100 Euler steps (floor: two data samples; do-nothing baseline: the untouched noise). The course's 8 Gaussians lie on a
 circle of radius 2; the published NPEs are for radius 5 (variance 0.1), so the NPEs are also measured there.
 The showdown itself is measured over seeds by ``tools/bench/quality_06.py``, which reruns notebook 06.
 """
@@ -50,7 +50,7 @@ def _straightness(num_steps: int) -> list[dict]:
         npe[name + " own"] = abs(pe - w2(npe_x0, own) ** 2) / w2(npe_x0, own) ** 2
         rows.append(dict(name=f"N -> 8 Gaussians, {name}, W2 at 100 Euler steps",
                          value=w2(flow_sampler(model)(x0, 100), eg_ref), target=None, floor=eg_floor,
-                         note=f"ceiling (untouched noise) {w2(x0, eg_ref):.3f}"))
+                         note=f"do-nothing baseline (untouched noise) {w2(x0, eg_ref):.3f}"))
     for name, target, published in [("OT-CFM", "<= 0.05", "0.07"), ("I-CFM", "> 0.15", "0.33")]:
         rows.append(dict(name=f"N -> 8 Gaussians, {name}, NPE", value=npe[name], target=target, floor=None,
                          note=f"sigma = 0; published {published} at radius 5 (not comparable: see the radius-5 rows); against W2^2 to its own samples instead of the "
