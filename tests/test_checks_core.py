@@ -5,7 +5,8 @@ import torch
 
 from utils import changevars as cv
 from utils.checks import check, expect_close, run_check
-from utils.checks.core import CheckFailure, call, expect_tensor
+from utils.checks.core import CheckFailure
+from utils.checks.expect import call, expect_tensor
 
 
 def test_passed_keeps_the_answer(capsys):
@@ -75,7 +76,7 @@ def test_expect_helpers_messages():
 def test_messages_show_the_difference_at_the_tolerance():
     """Issue 15: "should be 0.4632, got 0.4632" against a 1e-9 tolerance; names are not capitalised."""
     import pytest
-    from utils.checks.core import fmt_pair
+    from utils.checks.expect import fmt_pair
     a, b = torch.tensor([0.46321, 1.0], dtype=torch.float64), torch.tensor([0.46321 + 3e-9, 1.0], dtype=torch.float64)
     with pytest.raises(CheckFailure) as e:
         expect_close(b, a, "log|det J| for the swap", atol=1e-9, rtol=0.0)
@@ -91,7 +92,7 @@ def test_messages_show_the_difference_at_the_tolerance():
 
 def test_expect_cases_names_a_mistake_only_when_it_fits_every_case():
     import pytest
-    from utils.checks.core import expect_cases
+    from utils.checks.expect import expect_cases
     want = [torch.ones(3), torch.full((3,), 2.0)]
     wrong_on_first_only = [torch.zeros(3), torch.full((3,), 5.0)]
     got = [torch.zeros(3), torch.full((3,), 7.0)]  # equals the mistake on case 1, not on case 2

@@ -1,5 +1,7 @@
 """Exercise checks, one module a notebook (``nb01`` holds the checks of notebook 01).
 
+``core`` holds the registry and runs checks; ``expect`` the helpers checks are written with.
+
 ``check(id, answer)`` is what notebooks call; ``REGISTRY`` lists every exercise
 (id, title, notebook, answer name, points, check, reference) for the
 instructor tooling. How checks behave is explained in notebook 00.
@@ -9,8 +11,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .core import (REGISTRY, CheckFailure, Exercise, Result, call, check, close, exercise,
-                   expect_cases, expect_close, expect_tensor, fmt, fmt_pair, get_exercise, run_check)
+from .core import REGISTRY, CheckFailure, Exercise, Result, check, exercise, get_exercise, run_check
+from .expect import call, close, expect_cases, expect_close, expect_tensor, fmt, fmt_pair
 
 __all__ = ["REGISTRY", "CheckFailure", "Exercise", "Result", "call", "check", "close", "exercise",
            "expect_cases", "expect_close", "expect_tensor", "fmt", "fmt_pair", "get_exercise", "run_check",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .core import CheckFailure, call, close, exercise, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, close, expect_tensor, fmt
 
 NB = "00_welcome"
 

@@ -6,7 +6,8 @@ import math
 import torch
 
 from .. import changevars as cv
-from .core import CheckFailure, call, close, exercise, expect_cases, expect_close, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, close, expect_cases, expect_close, expect_tensor, fmt
 
 NB = "01_change_of_variables"
 

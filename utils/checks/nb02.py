@@ -14,7 +14,8 @@ from torch import nn
 
 from .. import changevars as cv
 from .. import flows
-from .core import CheckFailure, call, exercise, expect_close, expect_gradient, expect_tensor
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_gradient, expect_tensor
 
 NB = "02_normalizing_flows"
 

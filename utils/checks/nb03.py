@@ -15,7 +15,8 @@ import torch
 
 from .. import divergence as dv
 from .. import solvers
-from .core import CheckFailure, call, close, exercise, expect_cases, expect_close, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, close, expect_cases, expect_close, expect_tensor, fmt
 
 NB = "03_continuous_flows"
 A = torch.tensor([[-0.3, -1.0], [0.8, 0.2]], dtype=torch.float64)  # trace -0.1, not symmetric

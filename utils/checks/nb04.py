@@ -7,7 +7,8 @@ import torch
 
 from .. import mixtures, samplers, score_matching
 from ..sde import VESDE, VPSDE
-from .core import CheckFailure, call, exercise, expect_close, expect_log_space, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_log_space, expect_tensor, fmt
 
 NB = "04_sde_to_ode"
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from .. import cfm, paths
 from ..datasets import moons
-from .core import (CheckFailure, call, exercise, expect_close, expect_gradient, expect_log_space, expect_tensor,
-                   fmt)
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_gradient, expect_log_space, expect_tensor, fmt
 
 NB = "05_flow_matching"
 SWAPPED = ("The time convention is swapped: in flow matching t=0 is the noise (mu_0 = 0, sigma_0 = 1) and "

@@ -9,7 +9,8 @@ from scipy.optimize import linear_sum_assignment
 
 from .. import couplings, showdown, solvers
 from ..metrics import w2
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_tensor, fmt
 
 NB = "06_couplings_showdown"
 SWAPPED = ("The time convention is swapped: t=0 is the source x0 (noise) and t=1 the data x1, so "

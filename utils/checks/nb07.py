@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from .. import digits, guidance
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor, fmt
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_tensor, fmt
 
 NB = "07_capstone_digits"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from .. import discrete
-from .core import CheckFailure, call, exercise, expect_close, expect_tensor
+from .core import CheckFailure, exercise
+from .expect import call, expect_close, expect_tensor
 
 NB = "09_discrete_flow_matching"
 
