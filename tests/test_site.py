@@ -157,7 +157,7 @@ def test_notebook_mentions_become_links(built):
     assert site.link_mentions("as in notebook 02's layers", stems, current="03_continuous_flows") == \
         "as in [notebook 02](02_normalizing_flows.ipynb)'s layers"
     assert site.link_mentions("this is notebook 03", stems, current="03_continuous_flows") == "this is notebook 03"
-    assert site.rewrite_links("[a](solutions/01_change_of_variables.ipynb) [b](tools/grade.py) "
+    assert site.rewrite_links("[a](solutions/01_change_of_variables.ipynb) [b](tools/grading/grade.py) "
                               "[c](INSTRUCTORS.md#x) [d](https://example.org)", stems) == \
         "[a](01_change_of_variables.ipynb) b [c](INSTRUCTORS.md#x) [d](https://example.org)"
 

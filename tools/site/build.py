@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 
 from tools.course.lectures import BEGIN, make_lecture
-from tools.site.widgets import render_widgets, widget_cells
+from tools.site.widgets import render_widgets
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS, SITE_SRC = ROOT / "solutions", ROOT / "site"
