@@ -213,7 +213,13 @@ def site_notebook(nb: nbformat.NotebookNode, stem: str, stems: dict[str, str], s
             for out in cell.outputs:
                 if "text/html" in out.get("data", {}):  # a stored JS animation links Font Awesome from a CDN
                     out["data"]["text/html"] = _EXTERNAL_LINK.sub("", out["data"]["text/html"])
-                if WIDGET_MIME in out.get("data", {}):  # a widget no sweep was found for
+                course = out.get("metadata", {}).get("course", {})
+                if "predict" in course or "reveal" in course:  # predict, then run: static question, answer folded
+                    from utils.widgets.predict import static_answer_html, static_question_html
+
+                    render = static_question_html if "predict" in course else static_answer_html
+                    out["data"] = {"text/html": render(course)}
+                elif WIDGET_MIME in out.get("data", {}):  # a widget no sweep was found for
                     out["data"] = {"text/html": f'<p class="widget-note">An interactive widget: open '
                                    f'<a href="lectures/{stem}.ipynb"><code>lectures/{stem}.ipynb</code></a> '
                                    "to play with it.</p>"}
