@@ -868,3 +868,68 @@ def test_a_saved_widget_notebook_reopens_clean_and_says_to_rerun(lab, browser):
         raise
     finally:
         page.close()
+
+
+# ----------------------------------------------------------------- predict, then run (issue 21)
+PREDICT_NB = "predict.ipynb"
+PREDICT_CELLS = ["from utils.widgets import Predict, reveal",
+                 "Predict('browser-test', 'Which side?', choices=['left', 'right'])",
+                 "numbers = [2.0, 1.0]\nreveal('browser-test', actual='left' if numbers[0] < numbers[1] else 'right')"]
+
+
+def _run_all(page, lab, name: str) -> None:
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+    kernel = lab.kernel_of(name)
+    since = lab.api(f"/api/kernels/{kernel}")["last_activity"]
+    page.locator(".lm-MenuBar-item", has_text="Run").click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    lab.wait_finished(kernel, since)
+    page.wait_for_function(RAN_ALL_JS, timeout=RUN_ALL_S * 1000)
+
+
+def test_predict_records_and_reveals(lab, browser):
+    """A student picks an answer and presses 'Record my prediction'; the reveal cell, run again, shows it
+    beside the run's answer. The kernel shut down and the notebook reopened and run again: the Predict
+    cell shows the earlier answer, and the reveal still finds it (kept in the notebook's folder)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in PREDICT_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / PREDICT_NB)
+    lab.wait_ready()
+    url = f"{lab.url}/lab/workspaces/predict/tree/{PREDICT_NB}?token={lab.token}&reset"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url, wait_until="commit")
+        _run_all(page, lab, PREDICT_NB)
+        assert "No prediction recorded" in _cell(page, 2).inner_text()
+        widget = _cell(page, 1).locator(".course-predict").first
+        widget.wait_for(state="visible", timeout=UPDATE_S * 1000)
+        widget.locator(".widget-toggle-buttons button", has_text="left").click()
+        widget.get_by_role("button", name="Record my prediction").click()
+        page.wait_for_function("() => document.querySelector('.course-predict-recorded')"
+                               " && document.querySelector('.course-predict-recorded').textContent.includes('left')",
+                               timeout=UPDATE_S * 1000)
+        _cell(page, 2).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jp-Cell')].some(c => c.innerText.includes('Your prediction: left'))",
+            timeout=UPDATE_S * 1000)
+        text = _cell(page, 2).inner_text()
+        assert "Your prediction: left; the run says otherwise" in text and "The run's answer: right." in text, text
+        assert (lab.root / ".course-predictions.json").exists()
+        page.keyboard.press("Control+s")
+        for s in lab.api("/api/sessions"):  # the kernel shut down, then the notebook reopened and run again
+            if s.get("path", "").endswith(PREDICT_NB):
+                lab.api(f"/api/sessions/{s['id']}", method="DELETE")
+        page.close()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="commit")
+        _run_all(page, lab, PREDICT_NB)
+        assert "Recorded earlier: left" in _cell(page, 1).inner_text()
+        assert "Your prediction: left" in _cell(page, 2).inner_text()
+        assert not _errors_shown(page), _errors_shown(page)
+    except BaseException:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "predict-failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
