@@ -79,13 +79,16 @@ def train_guided(x_train: torch.Tensor, y_train: torch.Tensor, num_steps: int = 
                  batch_size: int = TRAINING["batch_size"], lr: float = TRAINING["lr"],
                  p_uncond: float = TRAINING["p_uncond"], hidden: int = TRAINING["hidden"],
                  depth: int = TRAINING["depth"], seed: int = TRAINING["seed"],
-                 device: torch.device | None = None, desc: str = "training"):
+                 device: torch.device | None = None, desc: str = "training", model: ConditionalMLP | None = None,
+                 callback=None):
     """The training loop of notebook 07: OT path, label dropout, Adam with a cosine learning rate.
 
     Random numbers are drawn on the CPU from one generator, so a GPU sees the same batches.
     The model is built in torch's default dtype (float64 in notebook 07). Without ``device``:
     ``get_device()``, except Apple's MPS when the default dtype is float64 (MPS has none): the CPU.
-    Returns the model (in eval mode, on ``device``) and the loss of every step.
+    Returns the model (in eval mode, on ``device``) and the loss of every step. ``model``: train this one
+    (built after ``seed_everything(seed)``, as the notebook does) instead of a new one; ``callback(step)`` is
+    called after every optimiser step (``utils.references``).
     """
     check_points(x_train, "x_train")
     device = device or get_device()
@@ -94,7 +97,9 @@ def train_guided(x_train: torch.Tensor, y_train: torch.Tensor, num_steps: int = 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     num_classes = int(y_train.max()) + 1
-    model = ConditionalMLP(x_train.shape[1], num_classes, hidden=hidden, depth=depth).to(device)
+    if model is None:
+        model = ConditionalMLP(x_train.shape[1], num_classes, hidden=hidden, depth=depth)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps)
     path = OTPath(sigma_min=0.0)
@@ -112,6 +117,8 @@ def train_guided(x_train: torch.Tensor, y_train: torch.Tensor, num_steps: int = 
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        if callback is not None:
+            callback(len(losses))
     return model.eval(), losses
 
 
