@@ -18,7 +18,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "progress", "stages", "Progress", "timer", "quiet", "in_background"]
+__all__ = ["get_device", "seed_everything", "course_seed", "progress", "stages", "Progress", "timer", "quiet",
+           "in_background"]
 
 
 def get_device() -> torch.device:
@@ -32,11 +33,67 @@ def get_device() -> torch.device:
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, numpy and torch; return a torch generator seeded the same way."""
+    """Seed Python, numpy and torch; return a torch generator seeded the same way.
+
+    With ``COURSE_SEED`` set (:func:`course_seed`) the seed is shifted first.
+    """
+    seed = course_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    _TORCH_MANUAL_SEED(seed)
+    return _TorchGenerator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------- another run of the course: COURSE_SEED
+# ``COURSE_SEED=k`` (a whole number) reruns any notebook on another random stream without editing it: every
+# seed it or utils sets (seed_everything, torch.manual_seed, torch.Generator().manual_seed) becomes
+# course_seed(seed). 0 or unset is the course's own run. The benchmark's seed sweep uses it
+# (tools/bench/claims_seeds.py): training noise, data samples, evaluation noise and references all change.
+SEED_STRIDE = 1_000_003  # a prime: shifted seeds of one run never meet another seed of the same run
+_TorchGenerator = torch._C.Generator
+_TORCH_MANUAL_SEED = torch.manual_seed
+
+
+def seed_shift() -> int:
+    """The run's ``COURSE_SEED`` (0 when unset: the course's run)."""
+    raw = os.environ.get("COURSE_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        k = int(raw)
+    except ValueError:
+        raise ValueError(f"COURSE_SEED must be a whole number >= 0 (0 is the course's run), got {raw!r}.") from None
+    if k < 0:
+        raise ValueError(f"COURSE_SEED must be a whole number >= 0 (0 is the course's run), got {k}.")
+    return k
+
+
+def course_seed(seed: int) -> int:
+    """``seed`` itself in the course's run; with ``COURSE_SEED=k`` another seed, the same for the same pair."""
+    k = seed_shift()
+    return int(seed) if k == 0 else (int(seed) + SEED_STRIDE * k) % 2**32  # numpy takes seeds below 2**32
+
+
+class _ShiftedGenerator(_TorchGenerator):
+    """torch.Generator whose ``manual_seed(s)`` seeds ``course_seed(s)`` (installed only with COURSE_SEED)."""
+
+    def manual_seed(self, seed):
+        return super().manual_seed(course_seed(seed))
+
+
+def _shifted_manual_seed(seed):
+    return _TORCH_MANUAL_SEED(course_seed(seed))
+
+
+def _shift_seeds_if_asked() -> None:
+    """With ``COURSE_SEED`` other than 0, shift every seed torch is given in this process."""
+    if seed_shift():
+        torch.Generator = _ShiftedGenerator
+        torch.manual_seed = _shifted_manual_seed
+        torch.random.manual_seed = _shifted_manual_seed
+
+
+_shift_seeds_if_asked()
 
 
 _POOL: ThreadPoolExecutor | None = None

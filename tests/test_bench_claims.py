@@ -1,0 +1,125 @@
+"""Claims over seeds (issue 20, item 6): COURSE_SEED reruns a notebook on another stream; the sweep's plumbing.
+
+The sweep itself (tools/bench/claims_seeds.py, part of `make bench`) executes the course's notebooks on five
+seeds and takes many minutes; here a tiny notebook with two claims, one of which fails on one seed, runs on
+two seeds.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools.bench import claims_seeds
+from utils.runtime import SEED_STRIDE, course_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DRAWS = """
+import json, random
+import numpy as np, torch
+from utils import seed_everything
+from utils.datasets import moons
+g = seed_everything(0)
+out = {"seed_everything": torch.randn(3, generator=g).tolist(), "global torch": torch.randn(2).tolist(),
+       "numpy": np.random.rand(2).tolist(), "python": random.random(),
+       "Generator().manual_seed": torch.randn(2, generator=torch.Generator().manual_seed(5)).tolist(),
+       "moons(seed=1)": moons(3, seed=1).tolist(),
+       "same generator twice": torch.equal(seed_everything(0).get_state(), torch.Generator().manual_seed(0).get_state())}
+torch.manual_seed(7)
+out["torch.manual_seed"] = torch.randn(2).tolist()
+print(json.dumps(out))
+"""
+
+
+def _draws(course_seed_value: str | None) -> dict:
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COURSE_SEED"}
+    if course_seed_value is not None:
+        env["COURSE_SEED"] = course_seed_value
+    done = subprocess.run([sys.executable, "-c", DRAWS], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_course_seed_zero_is_the_course_run_and_other_values_shift_every_seeding_path():
+    course, zero, one, two = _draws(None), _draws("0"), _draws("1"), _draws("2")
+    assert zero == course, "COURSE_SEED=0 must be the course's own run"
+    for key in course:
+        if key == "same generator twice":
+            continue
+        assert one[key] != course[key], f"COURSE_SEED=1 does not change {key}"
+        assert two[key] != one[key], f"COURSE_SEED=2 gives the same {key} as COURSE_SEED=1"
+    # seed_everything shifts once, as torch.Generator().manual_seed does: no double shift
+    assert course["same generator twice"] and one["same generator twice"] and two["same generator twice"]
+
+
+def test_course_seed_values(monkeypatch):
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert course_seed(11) == 11
+    monkeypatch.setenv("COURSE_SEED", "3")
+    assert course_seed(11) == 11 + 3 * SEED_STRIDE
+    assert course_seed(10) != course_seed(11)  # two seeds of one run stay apart
+    monkeypatch.setenv("COURSE_SEED", "-1")
+    with pytest.raises(ValueError, match="COURSE_SEED must be a whole number >= 0"):
+        course_seed(0)
+    monkeypatch.setenv("COURSE_SEED", "one")
+    with pytest.raises(ValueError, match="got 'one'"):
+        course_seed(0)
+
+
+TINY = """import torch
+from utils.claims import claim
+x = torch.randn(1, generator=torch.Generator().manual_seed(0)).item()
+print(f"x = {x:.2f}")
+claim(abs(x) < 10, "x is a normal draw")
+claim(x > 0, "x is positive")
+"""
+
+
+def test_sweep_counts_the_seeds_behind_each_claim_and_fails_when_one_fails(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# tiny"), nbformat.v4.new_code_cell(TINY)]
+    source = tmp_path / "99_tiny.ipynb"
+    nbformat.write(nb, source)
+    before = source.read_bytes()
+    out = tmp_path / "claims_seeds.json"
+    # COURSE_SEED=1 draws x = 0.69, COURSE_SEED=2 draws x = -0.11
+    rc = claims_seeds.main(["--notebooks", str(source), "--seed-list", "1", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 1, "a claim that fails on a seed must fail the sweep"
+    assert source.read_bytes() == before, "the sweep must never write the notebook it runs"
+    assert "✔ 2/2  x is a normal draw  [seeds 1 2]" in printed
+    assert "✘ 1/2  x is positive  [seeds 1; not by 2]" in printed
+    entry = json.loads(out.read_text())["notebooks"]["99_tiny"]
+    assert entry["seeds"] == [1, 2] and not entry["ok"]
+    positive = next(c for c in entry["claims"] if c["text"] == "x is positive")
+    assert positive["seeds"] == [1] and positive["failed_on"] == [2]
+    assert "x = -0.11" in positive["outputs"]["2"], "a failing claim keeps its cell's numbers"
+    assert all(run["error"] is None for run in entry["runs"].values())
+    # the same notebook on a seed where both hold: the sweep passes, and the JSON keeps one entry a notebook
+    assert claims_seeds.main(["--notebooks", str(source), "--seed-list", "1", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert list(data["notebooks"]) == ["99_tiny"] and data["all_hold"]
+
+
+def test_a_run_that_stops_is_reported(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from utils.claims import claim\nclaim(True, 'reached')\n"
+                                          "raise RuntimeError('boom')\n")]
+    source = tmp_path / "98_stops.ipynb"
+    nbformat.write(nb, source)
+    run = claims_seeds.run_notebook(source, 1)
+    assert run["error"] and "boom" in run["error"]
+    assert [c["text"] for c in run["claims"]] == ["reached"]
+    assert not claims_seeds.summarise("98_stops", {1: run})["ok"]
+
+
+def test_default_notebooks_are_the_solutions_with_claims_from_04_on():
+    names = [p.name[:2] for p in claims_seeds.notebooks_with_claims()]
+    assert names and all(n >= "04" for n in names)
+    assert {"04", "05", "06", "07"} <= set(names)
