@@ -9,11 +9,13 @@ budget, which is set in units (this is a benchmark, not a test: nothing
 fails, it reports). A notebook is "within" when it takes at most half its
 budget: the 2x margin for a slower or busier machine. Part 2 runs every
 ``tools/bench/quality_*.py`` module's ``run()``, which trains with full length and
-reports quality rows (name, value, target, floor, note).
+reports quality rows (name, value, target, floor, note). Part 3 reruns every notebook
+with claims on 5 other seeds (``tools/bench/claims_seeds.py``) and prints the seeds that
+support each claim; a claim that fails on a seed makes ``make bench`` exit non-zero.
 
     python -m tools.bench.run                 # everything
     python -m tools.bench.run --only 03 04    # notebooks whose names start so
-    python -m tools.bench.run --no-quality | --quality-only
+    python -m tools.bench.run --no-quality | --quality-only | --no-claims
 """
 from __future__ import annotations
 
@@ -141,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=[], help="notebook name prefixes, e.g. 03 04")
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--no-claims", action="store_true", help="skip the claims-over-seeds sweep")
+    ap.add_argument("--claim-seeds", type=int, default=5, help="seeds of the claims sweep (default 5)")
     args = ap.parse_args(argv)
     if not args.quality_only:
         unit = calibrate()
@@ -149,6 +153,11 @@ def main(argv=None) -> int:
         print_grading(unit)
     if not args.no_quality:
         print_quality()
+    if not (args.no_claims or args.quality_only):
+        from tools.bench import claims_seeds
+
+        if claims_seeds.notebooks_with_claims(args.only):
+            return claims_seeds.main(["--seeds", str(args.claim_seeds), "--notebooks", *args.only])
     return 0
 
 
