@@ -21,7 +21,7 @@ help:
 	echo "make site       build the course website into build/site/ (SOLUTIONS=1: instructors' copy in build/site-solutions/)"
 	echo "make lectures   regenerate lectures/ from solutions/"
 	echo "make solutions  re-execute solutions/ top to bottom, storing outputs"
-	echo "make bench      calibrated notebook times, grading time, sample quality"
+	echo "make bench      calibrated notebook times, grading time, sample quality, claims over 5 seeds"
 	echo "make weights    retrain the converged references into weights/ (minutes; NAMES=\"02_realnvp\" JOBS=2)"
 	echo "make lock       re-pin requirements*.txt and environment.yml from requirements*.in"
 	echo "instructors (INSTRUCTORS.md):"
