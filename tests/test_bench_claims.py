@@ -7,6 +7,7 @@ two seeds.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ print(json.dumps(out))
 
 
 def _draws(course_seed_value: str | None) -> dict:
-    env = {k: v for k, v in __import__("os").environ.items() if k != "COURSE_SEED"}
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_SEED"}
     if course_seed_value is not None:
         env["COURSE_SEED"] = course_seed_value
     done = subprocess.run([sys.executable, "-c", DRAWS], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -107,16 +108,22 @@ def test_sweep_counts_the_seeds_behind_each_claim_and_fails_when_one_fails(tmp_p
     assert list(data["notebooks"]) == ["99_tiny"] and data["all_hold"]
 
 
-def test_a_run_that_stops_is_reported(tmp_path):
+def test_a_run_that_stops_is_reported_and_its_later_claims_count_as_not_reached(tmp_path, capsys):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from utils.claims import claim\nclaim(True, 'reached')\n"
-                                          "raise RuntimeError('boom')\n")]
+    nb.cells = [nbformat.v4.new_code_cell(TINY.split("claim(abs")[0] + "claim(True, 'reached')\n"
+                                          "if x < 0:\n    raise RuntimeError('boom')\n"),
+                nbformat.v4.new_code_cell("claim(True, 'after the stop')")]
     source = tmp_path / "98_stops.ipynb"
     nbformat.write(nb, source)
-    run = claims_seeds.run_notebook(source, 1)
-    assert run["error"] and "boom" in run["error"]
-    assert [c["text"] for c in run["claims"]] == ["reached"]
-    assert not claims_seeds.summarise("98_stops", {1: run})["ok"]
+    runs = {seed: claims_seeds.run_notebook(source, seed) for seed in (1, 2)}  # x = 0.69, then -0.11
+    assert runs[1]["error"] is None and runs[2]["error"] == "RuntimeError: boom"  # one line, no colours
+    entry = claims_seeds.summarise("98_stops", runs)
+    after = next(c for c in entry["claims"] if c["text"] == "after the stop")
+    assert not entry["ok"] and after["seeds"] == [1] and after["not_reached"] == [2]
+    claims_seeds.print_summary(entry)
+    printed = capsys.readouterr().out
+    assert "after the stop  [seeds 1; not reached by 2 (the run stopped)]" in printed
+    assert "COURSE_SEED=2: the run stopped: RuntimeError: boom" in printed
 
 
 def test_default_notebooks_are_the_solutions_with_claims_from_04_on():

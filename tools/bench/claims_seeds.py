@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench" / "claims_seeds.json"
 FIRST_NOTEBOOK = "04"  # by default the notebooks from 04 on (their claims read trained models)
 CELL_TIMEOUT = 1800  # seconds; a busy shared machine is slow
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in a traceback
 OUTPUT_CHARS = 1500  # how much of a failing claim's cell output is kept (the end: the numbers and the claim)
 
 
@@ -111,7 +112,7 @@ def run_notebook(path: Path, seed: int, keep: Path | None = None, timeout: int =
             try:
                 client.execute()
             except CellExecutionError as e:
-                lines = [ln for ln in str(e).splitlines() if ln.strip()]
+                lines = [ln for ln in ANSI.sub("", str(e)).splitlines() if ln.strip()]
                 error = lines[-1][:300] if lines else type(e).__name__
             except Exception as e:  # a timeout, a dead kernel: report it, go on with the next run
                 error = f"{type(e).__name__}: {str(e)[:300]}"
@@ -138,7 +139,8 @@ def summarise(name: str, runs: dict) -> dict:
     claims = []
     for text, held in supported.items():
         missed = [s for s in seeds if s not in held]
-        claims.append({"text": text, "seeds": held, "failed_on": missed,
+        unreached = [s for s in missed if not any(r["text"] == text for r in runs[s]["claims"])]
+        claims.append({"text": text, "seeds": held, "failed_on": missed, "not_reached": unreached,
                        "outputs": {str(s): runs[s]["outputs"].get(text, "(not reached)") for s in missed}})
     return {"notebook": name, "seeds": seeds, "claims": claims,
             "runs": {str(s): {k: runs[s][k] for k in ("seconds", "error", "failed_checks")} for s in seeds},
@@ -155,7 +157,10 @@ def print_summary(entry: dict, file=None) -> None:
     for c in entry["claims"]:
         mark = "✔" if not c["failed_on"] else "✘"
         held = " ".join(map(str, c["seeds"])) or "none"
-        tail = "" if not c["failed_on"] else f"; not by {' '.join(map(str, c['failed_on']))}"
+        failed = [s for s in c["failed_on"] if s not in c.get("not_reached", [])]
+        tail = "" if not failed else f"; not by {' '.join(map(str, failed))}"
+        if c.get("not_reached"):
+            tail += f"; not reached by {' '.join(map(str, c['not_reached']))} (the run stopped)"
         print(f"  {mark} {len(c['seeds'])}/{n}  {c['text']}  [seeds {held}{tail}]", file=file)
     for s in seeds:
         run = entry["runs"][str(s)]
