@@ -8,6 +8,20 @@
 2. Hints come in two levels. The first level names the idea or the API; only
    the nested ``<details>`` may hold code. For every exercise the answer's
    normalised code lines must not all appear in the first-level hint.
+3. The first level names the idea, not the construction (issue 21): it holds no
+   code block and no displayed formula, no single line of the answer's code
+   (12 characters or more), and none of the exercise's key expressions
+   (``KEY_EXPRESSIONS``: the LaTeX and code of what the answer computes, compared
+   with whitespace removed and in lower case). Notebooks not yet converted are
+   listed, exercise by exercise, in ``HINT_RULE_PENDING`` (expected to fail;
+   remove an entry when its hint is rewritten).
+
+   What the rule cannot judge: the construction told in plain words ("sum the
+   logs of the absolute derivatives"); a key expression spelled another way
+   (``\\frac12`` for ``\\tfrac12``, another variable name); an idea named so
+   precisely that it is the construction; whether the statement or the cell
+   above the exercise prints the formula (asking before telling is a reading,
+   not a test); key expressions nobody listed.
 """
 from __future__ import annotations
 
@@ -129,6 +143,103 @@ def test_first_level_hint_does_not_give_the_answer(ex, hint, answer):
 def test_hint_has_two_levels(ex, hint, answer):
     assert hint.count("<details>") >= 2, f"exercise {ex}: the hint needs a nested second level <details>"
     assert first_level(hint).strip(), f"exercise {ex}: the first level of the hint is empty"
+
+
+# The key expressions of each exercise's answer, as LaTeX or code (whitespace removed, lower case when compared).
+# A first-level hint containing one gives the construction. Add an exercise's list when its hint is rewritten.
+KEY_EXPRESSIONS: dict[str, list[str]] = {
+    "1.1": ["diagonal", "\\sum", ".sum(", "torch.abs", "absolute"],
+    "1.2": ["slogdet", "torch.stack", "functional.jacobian"],
+    "1.3": ["A^{-1}", "linalg.solve", "slogdet", "\\det A", "A A^\\top", "A A^T"],
+    "2.1": ["e^{-s", "exp(-s", "(1 - m) * s", "\\sum_{i \\in b}", "x_b - t", "diag"],
+    "2.2": ["reversed(", "new_zeros", "\\sum_{k"],
+    "2.3": ["standard_normal_log_prob", "log_det", ".mean("],
+    "3.1": ["x + dt * u", "dt * u(", "h\\, u", "h u_t"],
+    "3.2": ["k1 + 2 * k2", "2k_2", "2 k_2", "/ 6", "\\frac h6", "\\frac{h}{6}", "1, 2, 2, 1"],
+    "3.3": ["v[:, i].sum()", "autograd.grad(", "[:, i]", "one output coordinate"],
+    "3.4": ["\\varepsilon^\\top J \\varepsilon", "eps_J * eps", "grad_outputs", "\\sum_i J_{ii}"],
+    "3.5": ["+ \\ell_0", "+ end[:, -1]", "-\\int_0^1 \\operatorname{div}", "plus sign"],
+    "4.1": ["\\tfrac12 g", "\\frac12 g", "g**2 / 2", "0.5 * g", "half the score"],
+    "4.2": ["sqrt", "\\Delta t}"],
+    "4.3": ["torch.softmax", "(n, K, d)", "\\log v_k", "diff**2", "2 v_k"],
+    "4.4": ["diffusion_time(t)", "s = 1 - t", "-(f -", "changes sign", "change the sign", "dt = -ds"],
+    "4.5": ["-z / b", "-z/b", "-z / \\sigma", "b * score", "b\\, \\text{score} + z", "sum(dim=1)"],
+    # notebooks converted by other helpers (their entries in HINT_RULE_PENDING until then)
+    "0.1": ["f(z)", "push them through `f`"],
+    "5.1": ["t * x1", "1 - (1 - sigma_min) * t", "t[:, None]", "must become a column"],
+    "5.2": ["solve $x_t = \\mu_t + \\sigma_t x_0$", "dsigma / sigma", "\\dot\\sigma_t / \\sigma_t", "substitute"],
+    "5.3": ["torch.softmax", "x[:, None, :]", "\\|x - \\mu_t", "2\\sigma_t^2"],
+    "5.4": ["(x + \\sigma_t^2 \\nabla", "a_t'/a_t", "da / a"],
+    "5.5": ["path.sample", "path.velocity", "(v_theta(xt, t) - ut)", "the point on the path, the target there"],
+    "5.6": ["zero_grad", "backward()", "clear the old gradients, back-propagate, step"],
+    "5.7": ["\\sin(\\pi t/2)", "\\cos(\\pi t/2)", "\\sigma_{\\min} + (1 - \\sigma_{\\min})"],
+    "6.1": ["(1 - t) * x0", "x1 - x0", "(1-t) x_0", "does the target depend on the noise"],
+    "6.2": ["linear_sum_assignment"],
+    "6.3": ["squared norm times", "t_k = k\\,\\Delta t", "`w2` from"],
+    "6.4": ["solve_ode"],
+    "6.5": ["half a step ahead", "x + 0.5 * dt * k1", "slope at the probe point"],
+    "7.1": ["torch.cdist", ".min(dim=1)", "smallest entry of each row"],
+    "7.2": ["torch.where", "compare it with `p_uncond`"],
+    "7.3": ["torch.full_like", "(1 + w)", "two calls of the same network"],
+    "7.4": ["x = x + dt * guided_velocity", "k / num_steps"],
+    "9.1": ["torch.where", "compared with that row's $\\kappa_t$"],
+    "9.2": ["log_softmax", "gather"],
+    "9.3": ["c = h\\,\\dot\\kappa_t/(1 - \\kappa_t)", "one_hot", "functional.pad"],
+    "9.4": ["log_softmax", "extrapolate in log space"],
+}
+# Exercises whose first-level hint has not been rewritten yet (issue 21): their notebooks are converted by
+# other helpers; remove an entry when its hint names the idea only. These are expected to fail (xfail, not strict).
+HINT_RULE_PENDING: set[str] = {
+    "0.1",
+    "5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7",
+    "6.1", "6.2", "6.3", "6.4", "6.5",
+    "7.1", "7.2", "7.3", "7.4",
+    "9.1", "9.2", "9.3", "9.4",
+}
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def construction_in_first_level(ex: str, hint: str, answer: str) -> list[str]:
+    """What the first-level hint of exercise ``ex`` gives away (rule 3 of the module docstring); [] if nothing."""
+    top = first_level(hint)
+    found = []
+    if "```" in top:
+        found.append("a code block")
+    if "$$" in top:
+        found.append("a displayed formula")
+    squashed = _squash(top)
+    found += [f"the answer's line {line!r}" for line in answer_lines(answer) if len(line) >= 12 and _squash(line) in squashed]
+    found += [f"the key expression {key!r}" for key in KEY_EXPRESSIONS.get(ex, []) if _squash(key) in squashed]
+    return found
+
+
+@pytest.mark.parametrize("ex,hint,answer", [
+    pytest.param(*e, marks=pytest.mark.xfail(reason="first-level hint not yet rewritten (HINT_RULE_PENDING)",
+                                               strict=False)) if e[0] in HINT_RULE_PENDING else e
+    for e in EXERCISE_HINTS], ids=[e[0] for e in EXERCISE_HINTS])
+def test_first_level_hint_names_the_idea_not_the_construction(ex, hint, answer):
+    found = construction_in_first_level(ex, hint, answer)
+    assert not found, (f"exercise {ex}: the first-level hint gives the construction ({'; '.join(found)}). Name the "
+                       "idea there (a question, the concept, the API to look up) and move the construction into the "
+                       "nested <details>")
+
+
+def test_the_hint_rule_can_fail():
+    answer = "### BEGIN SOLUTION\nlog_det = torch.log(torch.abs(f_inv_deriv(x))).sum(dim=-1)\n### END SOLUTION"
+    told = ("<details><summary><b>Hint</b></summary>\n\nSum over the last dimension: `torch.abs` of the derivative."
+            "\n\n<details><summary>Show code</summary>\n\n```python\nx\n```\n\n</details>\n</details>")
+    asked = told.replace("Sum over the last dimension: `torch.abs` of the derivative.",
+                         "What does the Jacobian of an elementwise map look like?")
+    assert construction_in_first_level("1.1", told, answer) == ["the key expression 'torch.abs'"]
+    assert construction_in_first_level("1.1", asked, answer) == []
+    line = told.replace("Sum over the last dimension: `torch.abs` of the derivative.",
+                        "Write `log_det = torch.log(torch.abs(f_inv_deriv(x))).sum(dim=-1)`.")
+    assert any("answer's line" in f for f in construction_in_first_level("9.9", line, answer))
+    assert construction_in_first_level("9.9", told.replace("Sum", "$$ \\sum $$ Sum"), answer) == ["a displayed formula"]
+    assert set(KEY_EXPRESSIONS) | HINT_RULE_PENDING >= {e[0] for e in EXERCISE_HINTS} - HINT_RULE_PENDING
 
 
 def test_first_level_strips_nested_details():
