@@ -187,8 +187,8 @@ def _cases_1_3():
 
 
 @exercise("1.3", title="Density of an affine push-forward, integrating to 1", notebook=NB,
-          answer="affine_log_prob", reference=cv.affine_log_prob, minutes=15,
-          practises="inverse map and Jacobian of x = A z + b; normalisation checked on a grid")
+          answer="affine_log_prob", reference=cv.affine_log_prob, minutes=20,
+          practises="deriving the inverse map and Jacobian of x = A z + b; normalisation checked on a grid")
 def check_1_3(answer):
     cases = _cases_1_3()
     gots, wants, names, inputs = [], [], [], []

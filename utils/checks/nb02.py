@@ -43,8 +43,8 @@ def _log_det_autograd(f, z: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ 2.1
 
 @exercise("2.1", title="Affine coupling layer: forward, inverse and log-det", notebook=NB,
-          answer="AffineCoupling", reference=flows.AffineCoupling, minutes=20,
-          practises="triangular Jacobians; inverting a coupling; log|det| as a sum")
+          answer="AffineCoupling", reference=flows.AffineCoupling, minutes=25,
+          practises="deriving a coupling's inverse and its triangular Jacobian; log|det| as a sum")
 def check_2_1(answer):
     g = torch.Generator().manual_seed(21)
     for mask in (torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0, 1.0, 0.0])):

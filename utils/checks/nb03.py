@@ -369,8 +369,8 @@ def _hutch_diagnosis(answer, K: int) -> str:
 
 
 @exercise("3.4", title="Hutchinson's trace estimator", notebook=NB, answer="divergence_hutchinson",
-          reference=dv.divergence_hutchinson, minutes=15,
-          practises="unbiased estimation of a trace with vector-Jacobian products")
+          reference=dv.divergence_hutchinson, minutes=20,
+          practises="finding an unbiased trace estimator built on one vector-Jacobian product")
 def check_3_4(answer):
     n = 64
     x, t = _points(n, seed=34, scale=0.7), torch.full((n,), 0.4, dtype=torch.float64)
@@ -473,8 +473,8 @@ def _rk38_log_likelihood(u, x1: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 @exercise("3.5", title="The log-likelihood by the augmented ODE", notebook=NB, answer="log_likelihood",
-          reference=dv.ode_log_likelihood, minutes=20,
-          practises="the instantaneous change of variables, integrated backwards from data to noise")
+          reference=dv.ode_log_likelihood, minutes=25,
+          practises="the instantaneous change of variables, integrated backwards from data to noise; the sign of l_0")
 def check_3_5(answer):
     cases = _cases_3_5()
     steps = 20

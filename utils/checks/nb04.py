@@ -27,8 +27,8 @@ def _mixture():
 # ---------------------------------------------------------------- 4.1
 
 @exercise("4.1", title="The probability flow drift", notebook=NB, answer="probability_flow_drift",
-          reference=samplers.probability_flow_drift, minutes=10,
-          practises="the probability flow ODE dx/ds = f - g^2 score / 2 from the SDE's f, g and the score")
+          reference=samplers.probability_flow_drift, minutes=15,
+          practises="reading the probability flow ODE off the transport form of Fokker-Planck")
 def check_4_1(answer):
     x = _points()
     s = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
@@ -223,9 +223,8 @@ def _two_tensors(got, x, what):
 
 
 @exercise("4.4", title="The time flip: both drifts in flow time", notebook=NB, answer="flow_time_drifts",
-          reference=samplers.flow_time_drifts, minutes=15,
-          practises="diffusion time s to flow time t = 1 - s: evaluate at s = 1 - t, and every drift changes sign "
-                    "(dt = -ds) while the noise keeps its form")
+          reference=samplers.flow_time_drifts, minutes=20,
+          practises="deriving the reverse SDE's drift and the probability flow in flow time from diffusion time")
 def check_4_4(answer):
     x = _points()
     # flow times, none at 0.5 (where t = 1 - t) so that swapping the convention always shows
@@ -306,7 +305,7 @@ class _LinearScore(torch.nn.Module):
 
 
 @exercise("4.5", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=score_matching.dsm_loss,
-          minutes=15, practises="noise the data with the kernel; regress the score onto -noise / b, weighted by b^2")
+          minutes=20, practises="deriving the kernel's conditional score; regress the score onto it, weighted by b^2")
 def check_4_5(answer):
     g = torch.Generator().manual_seed(45)
     x_data = torch.randn(64, 2, generator=g, dtype=torch.float64) + 1.0
