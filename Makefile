@@ -28,6 +28,7 @@ help:
 	echo "make catalogue  rewrite EXERCISES.md from the exercise registry"
 	echo "make assignment EXERCISES=\"1.1 1.3\" OUT=dir   student notebooks with only those exercises open"
 	echo "make grade SUBMISSIONS=dir OUT=dir [EXERCISES=...] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]"
+	echo "make assignment CHALLENGE=fewstep OUT=dir / make grade CHALLENGE=fewstep SUBMISSIONS=dir OUT=dir   the few-step challenge"
 	echo "make nbgrader OUT=dir [EXERCISES=... NAME=hw1]   export an nbgrader course (source/<assignment>/)"
 
 # pip draws bars while it downloads, then prints nothing while it installs (about a minute the first
@@ -125,13 +126,13 @@ catalogue: $(STAMP)
 	$(PY) -m tools.grading.catalogue
 
 assignment: $(STAMP)
-	test -n "$(EXERCISES)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir'; exit 2; }
-	$(PY) -m tools.grading.assignment $(EXERCISES) --out "$(OUT)"
+	test -n "$(EXERCISES)$(CHALLENGE)" -a -n "$(OUT)" || { echo 'usage: make assignment EXERCISES="1.1 1.3" OUT=dir (or CHALLENGE=fewstep OUT=dir)'; exit 2; }
+	$(PY) -m tools.grading.assignment $(EXERCISES) $(if $(CHALLENGE),--challenge $(CHALLENGE)) --out "$(OUT)"
 
 grade: $(DEV_STAMP)
 	test -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo 'usage: make grade SUBMISSIONS=dir OUT=dir [EXERCISES="1.1 1.3"] [JOBS=n] [SCHEDULER=tcp://host:8786] [RESUME=1] [FULL=1]'; exit 2; }
 	$(PY) -m tools.grading.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(EXERCISES),--exercises "$(EXERCISES)") $(if $(JOBS),--jobs $(JOBS)) \
-	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume) $(if $(FULL),--full)
+	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(RESUME),--resume) $(if $(FULL),--full) $(if $(CHALLENGE),--challenge $(CHALLENGE))
 
 nbgrader: $(DEV_STAMP)
 	test -n "$(OUT)" || { echo 'usage: make nbgrader OUT=dir [EXERCISES="1.1 1.3" NAME=hw1]'; exit 2; }

@@ -95,9 +95,13 @@ def write_assignment(ids, out: Path, solutions: Path = SOLUTIONS) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("exercises", nargs="+", help='exercise ids, e.g. 1.1 1.3 (or one string "1.1 1.3")')
+    ap.add_argument("exercises", nargs="*", help='exercise ids, e.g. 1.1 1.3 (or one string "1.1 1.3")')
     ap.add_argument("--out", required=True, type=Path, help="folder to write the notebooks to")
+    ap.add_argument("--challenge", default=None, help="write a challenge's handout instead (tools.grading.challenge)")
     args = ap.parse_args(argv)
+    if args.challenge:
+        from tools.grading.challenge import main as challenge
+        return challenge(["assignment", "--out", str(args.out), "--challenge", args.challenge])
     try:
         m = write_assignment(" ".join(args.exercises), args.out)
     except (ValueError, FileNotFoundError) as e:

@@ -231,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--resume", action="store_true", help="keep the students already graded in OUT")
     ap.add_argument("--full", action="store_true", help="run every cell, not only those the answers need")
+    ap.add_argument("--challenge", default=None, help="grade a challenge's submissions (tools.grading.challenge)")
     args = ap.parse_args(argv)
+    if args.challenge:
+        from tools.grading.challenge import main as challenge
+        return challenge(["grade", str(args.submissions), str(args.out), "--challenge", args.challenge]
+                         + (["--jobs", str(args.jobs)] if args.jobs else []))
     if not args.submissions.exists():
         print(f"error: {args.submissions} does not exist", file=sys.stderr)
         return 2
