@@ -13,7 +13,7 @@ It prints, for every notebook, each claim and the seeds that support it, writes 
 output of the cell of every claim that failed on some seed, for its numbers) to
 ``build/bench/claims_seeds.json``, and exits non-zero if any claim fails on any seed or a run stops.
 
-    python -m tools.bench.claims_seeds                          # 04 onwards, 5 seeds
+    python -m tools.bench.claims_seeds                          # every notebook with claims, 5 seeds
     python -m tools.bench.claims_seeds --notebooks 04 --seeds 5
     python -m tools.bench.claims_seeds --notebooks 05 --seed-list 3 7
 """
@@ -38,23 +38,20 @@ from utils.claims import read_record, tally
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench" / "claims_seeds.json"
-FIRST_NOTEBOOK = "04"  # by default the notebooks from 04 on (their claims read trained models)
 CELL_TIMEOUT = 1800  # seconds; a busy shared machine is slow
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in a traceback
 OUTPUT_CHARS = 1500  # how much of a failing claim's cell output is kept (the end: the numbers and the claim)
 
 
 def notebooks_with_claims(prefixes=(), folder: Path = ROOT / "solutions") -> list[Path]:
-    """Solution notebooks that make claims: those named by ``prefixes`` (or given as paths), else every one
-    from 04 on."""
+    """Solution notebooks that make claims (in a code cell): those named by ``prefixes`` (or given as paths),
+    else all of them."""
     paths = [Path(p) for p in prefixes if str(p).endswith(".ipynb") and Path(p).is_file()]
     if paths:
         return paths
     found = []
     for path in sorted(folder.glob("*.ipynb")):
         if prefixes and not any(path.name.startswith(p) for p in prefixes):
-            continue
-        if not prefixes and path.name[:2] < FIRST_NOTEBOOK:
             continue
         nb = nbformat.read(path, as_version=4)
         if any(c.cell_type == "code" and re.search(r"\bclaim\(", c.source) for c in nb.cells):
@@ -206,7 +203,7 @@ def sweep(paths, seeds, out: Path = OUT, keep: Path | None = None, timeout: int 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="rerun notebooks with claims on other seeds; count the seeds "
                                              "that support each claim")
-    ap.add_argument("--notebooks", nargs="*", default=[], help="name prefixes, e.g. 04 09 (default: 04 on)")
+    ap.add_argument("--notebooks", nargs="*", default=[], help="name prefixes, e.g. 04 09 (default: all)")
     ap.add_argument("--seeds", type=int, default=5, help="run COURSE_SEED = 1 .. SEEDS (default 5)")
     ap.add_argument("--seed-list", type=int, nargs="*", help="these COURSE_SEEDs instead")
     ap.add_argument("--out", type=Path, default=OUT, help=f"the JSON (default {OUT.relative_to(ROOT)})")
