@@ -43,8 +43,8 @@ def graded(tmp_path_factory):
     _load(subs / "good" / "submission.py", "challenge_good").train(steps=400)
     assert (subs / "good" / "weights.pt").exists()
     lines = []
-    limits = challenge.ChallengeLimits(sample=8.0)
-    entries = challenge.grade_challenge(subs, tmp / "out", seed=1234, limits=limits, jobs=4, log=lines.append)
+    limits = challenge.ChallengeLimits(sample=6.0)
+    entries = challenge.grade_challenge(subs, tmp / "out", seed=1234, limits=limits, jobs=8, log=lines.append)
     return {e.student: e for e in entries}, tmp / "out", "\n".join(lines)
 
 
