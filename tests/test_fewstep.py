@@ -1,6 +1,7 @@
 """utils.fewstep against closed forms: the MeanFlow identity on a Gaussian path, boundary conditions, samplers."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,3 +120,19 @@ def test_bad_input_is_reported():
         F.gaussian_flow(torch.zeros(2, 2), 1.0)
     with pytest.raises(InputError):
         F.TwoTimeMLP()(torch.zeros(3, 3), 0.1, 0.2)
+
+
+def test_few_step_widget_moves_and_caches():
+    from utils.showdown import flow_sampler
+    from utils.widgets import FewStepWidget
+    x0 = torch.randn(100, 2, generator=torch.Generator().manual_seed(6))
+    samplers = {"shrink": flow_sampler(lambda x, t: -x), "still": flow_sampler(lambda x, t: 0 * x),
+                "mean flow": F.meanflow_sampler(F.gaussian_flow(MEAN, SCALE)[1]), "grow": flow_sampler(lambda x, t: x)}
+    w = FewStepWidget(samplers, x0, moons(100), max_nfe=8)
+    first = w.image.value
+    w.nfe.value = 4
+    assert w.error is None and w.image.value != first and w.titles["shrink"].get_text() == "shrink: 4 NFE"
+    assert torch.allclose(torch.as_tensor(np.asarray(w.points["mean flow"].get_offsets())), MEAN + SCALE * x0)
+    assert ("shrink", 4) in w._cache and len(w.axes) == 4
+    with pytest.raises(InputError, match="samplers"):
+        FewStepWidget({}, x0, moons(100))
