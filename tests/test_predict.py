@@ -114,3 +114,24 @@ def test_a_saved_notebook_keeps_the_chosen_answer_as_a_line():
     assert snapshot_widgets(nb) == 1
     line = nb["cells"][0]["outputs"][0]["text"]
     assert "Predict" in line and "Your prediction = right" in line
+
+
+def test_the_site_shows_a_static_question_and_folds_the_answer():
+    """tools.site.build.site_notebook turns the stored outputs into the static form (no widget model on the page)."""
+    import nbformat
+
+    from tools.site.build import site_notebook
+
+    p = Predict("t-page", "Which one?", choices=["this", "that"])
+    data, meta = p._repr_mimebundle_()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("Predict(...)", outputs=[nbformat.v4.new_output(
+            "display_data", data={k: v for k, v in data.items()}, metadata=meta)]),
+        nbformat.v4.new_code_cell("reveal(...)", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/plain": "No prediction recorded", "text/html": "<div>x</div>"},
+            metadata={"course": {"reveal": "t-page", "question": "Which one?", "answer": "that", "why": "w"}})])])
+    page = site_notebook(nb, "99_test", {}, solutions=True, animations={})
+    question, answer = (c.outputs[0]["data"] for c in page.cells)
+    assert list(question) == ["text/html"] and "Which one?" in question["text/html"] and "<li>that</li>" in question["text/html"]
+    assert answer["text/html"].startswith("<details") and "<b>that</b>" in answer["text/html"]
+    assert "No prediction recorded" not in str(answer)
