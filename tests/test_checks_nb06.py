@@ -6,8 +6,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from tests import checkcases
-from utils import couplings, showdown, solvers
-from utils.checks.nb06 import straight_interpolant
+from utils import couplings, showdown
+from utils.checks.nb06 import heun_step, straight_interpolant
 from utils.metrics import w2
 from utils.solvers import solve_ode
 
@@ -224,52 +224,65 @@ def reflow_one_step_short(v_theta, x0, num_steps):
 
 
 # ---- 6.5
-def mid_alt(v_theta, x, t, dt):
-    half = dt / 2
-    k1 = v_theta(x, torch.full((x.shape[0],), t, dtype=x.dtype))
-    return x + dt * v_theta(x + half * k1, torch.full((x.shape[0],), t + half, dtype=x.dtype))
+def heun_alt(v_theta, x, t, dt):
+    n = x.shape[0]
+    k1 = v_theta(x, torch.full((n,), t, dtype=x.dtype))
+    k2 = v_theta(x + dt * k1, torch.full((n,), t + dt, dtype=x.dtype))
+    return x + dt * (k1 + k2) / 2
 
 
-def mid_euler(v_theta, x, t, dt):
+def heun_predictor_corrector(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    _ = v_theta(x + dt / 2 * k1, t + dt / 2)  # computed, then forgotten
+    predicted = x + dt * k1
+    return predicted + dt / 2 * (v_theta(predicted, t + dt) - k1)  # the same trapezoid, written as a correction
+
+
+def heun_euler(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    _ = v_theta(x + dt * k1, t + dt)  # computed, then forgotten
     return x + dt * k1
 
 
-def mid_time_not_advanced(v_theta, x, t, dt):
+def heun_end_slope_only(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    return x + dt * v_theta(x + dt / 2 * k1, t)
+    return x + dt * v_theta(x + dt * k1, t + dt)
 
 
-def mid_half_slope_half_step(v_theta, x, t, dt):
+def heun_no_half(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    return x + dt / 2 * v_theta(x + dt / 2 * k1, t + dt / 2)
+    return x + dt * (k1 + v_theta(x + dt * k1, t + dt))
 
 
-def mid_from_midpoint(v_theta, x, t, dt):
-    x_mid = x + dt / 2 * v_theta(x, t)
-    return x_mid + dt * v_theta(x_mid, t + dt / 2)
-
-
-def mid_heun(v_theta, x, t, dt):
+def heun_time_not_advanced(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    return x + dt / 2 * (k1 + v_theta(x + dt * k1, t + dt))
+    return x + dt / 2 * (k1 + v_theta(x + dt * k1, t))
 
 
-def mid_end_time(v_theta, x, t, dt):
+def heun_midpoint(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    return x + dt * v_theta(x + dt / 2 * k1, t + dt)
+    return x + dt * v_theta(x + dt / 2 * k1, t + dt / 2)
 
 
-def mid_averaged(v_theta, x, t, dt):
+def heun_half_predictor(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    return x + dt / 2 * (k1 + v_theta(x + dt / 2 * k1, t + dt))
+
+
+def heun_half_way(v_theta, x, t, dt):
     k1 = v_theta(x, t)
     return x + dt / 2 * (k1 + v_theta(x + dt / 2 * k1, t + dt / 2))
 
 
-def mid_three_calls(v_theta, x, t, dt):
+def heun_from_predicted(v_theta, x, t, dt):
     k1 = v_theta(x, t)
-    v_theta(x, t)
-    return x + dt * v_theta(x + dt / 2 * k1, t + dt / 2)
+    predicted = x + dt * k1
+    return predicted + dt / 2 * (k1 + v_theta(predicted, t + dt))
+
+
+def heun_three_calls(v_theta, x, t, dt):
+    k1 = v_theta(x, t)
+    k1_again = v_theta(x, t)
+    return x + dt / 2 * (k1_again + v_theta(x + dt * k1, t + dt))
 
 
 def si_row_t(x0, x1, t, sigma, eps):  # t of shape (n,) against (n, d): a raw broadcasting error before
@@ -281,7 +294,7 @@ CORRECT = {
     "6.2": [couplings.ot_couple, ot_alt, ot_reorder_x0],
     "6.3": [showdown.normalized_path_energy, npe_alt],
     "6.4": [showdown.reflow_pairs, reflow_rk4, reflow_loop],
-    "6.5": [solvers.midpoint_step, mid_alt],
+    "6.5": [heun_step, heun_alt, heun_predictor_corrector],
 }
 WRONG = {
     "6.1": [(si_swapped, "time convention is swapped"), (si_from_xt, "whatever sigma is"),
@@ -301,10 +314,11 @@ WRONG = {
             (reflow_shuffled, "reordered"), (reflow_time_at_step_end, "off by one step in time"),
             (reflow_one_step_too_many, "num_steps + 1 steps"), (reflow_default_steps, "took 100 steps"),
             (reflow_one_step_short, "one step short")],
-    "6.5": [(mid_euler, "euler step in disguise"), (mid_time_not_advanced, "not advanced at the midpoint"),
-            (mid_half_slope_half_step, "drives the full step"), (mid_from_midpoint, "starts from x"),
-            (mid_heun, "heun"), (mid_end_time, "at the end, t + dt"), (mid_averaged, "averaging k1"),
-            (mid_three_calls, "exactly twice")],
+    "6.5": [(heun_euler, "that is an euler step"), (heun_end_slope_only, "end slope alone"),
+            (heun_no_half, "weights are 1/2"), (heun_time_not_advanced, "not at t."),
+            (heun_midpoint, "midpoint step of notebook 03"), (heun_half_predictor, "full euler step"),
+            (heun_half_way, "not half way"), (heun_from_predicted, "starts from x"),
+            (heun_three_calls, "exactly twice")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)

@@ -196,8 +196,8 @@ def _euler_energy(field, x0, num_steps, times="start", coord="sum"):
 
 
 @exercise("6.3", title="The normalised path energy (NPE)", notebook=NB, answer="normalized_path_energy",
-          reference=showdown.normalized_path_energy, minutes=12,
-          practises="path energy along Euler trajectories against W2^2; what straight means")
+          reference=showdown.normalized_path_energy, minutes=18,
+          practises="the least energy of any flow between two clouds (Benamou-Brenier) against a flow's path energy")
 def check_6_3(answer):
     g = torch.Generator().manual_seed(63)
     x0 = torch.randn(200, 2, generator=g, dtype=torch.float64)
@@ -330,40 +330,47 @@ class _Counted:
         return self.u(x, t)
 
 
-@exercise("6.5", title="A midpoint step on a learned field", notebook=NB, answer="midpoint_step",
-          reference=solvers.midpoint_step, minutes=10,
-          practises="a second-order solver at equal NFE: where it beats Euler on a learned flow")
+def heun_step(v_theta, x, t, dt):
+    """Reference of exercise 6.5: the trapezoid over the step, its unknown end predicted by an Euler step."""
+    k1 = v_theta(x, t)
+    k2 = v_theta(x + dt * k1, t + dt)
+    return x + 0.5 * dt * (k1 + k2)
+
+
+@exercise("6.5", title="Heun's step: a trapezoid over the step", notebook=NB, answer="heun_step",
+          reference=heun_step, points=2, minutes=20,
+          practises="deriving a second-order step from the trapezoidal rule; where it beats Euler at equal NFE")
 def check_6_5(answer):
     g = torch.Generator().manual_seed(65)
     x = torch.randn(40, 2, generator=g, dtype=torch.float64)
     t, dt = 0.3, 0.25
     u = _Counted(_spiral)
-    got = call(answer, u, x.clone(), t, dt, name="midpoint_step")
-    got = expect_tensor(got, x.shape, f"midpoint_step(u, x, t={t}, dt={dt})")
+    got = call(answer, u, x.clone(), t, dt, name="heun_step")
+    got = expect_tensor(got, x.shape, f"heun_step(u, x, t={t}, dt={dt})")
     if u.calls != 2:
-        raise CheckFailure(f"A midpoint step evaluates the field exactly twice (that is its cost, 2 NFE); yours "
-                           f"called it {u.calls} time(s).")
+        raise CheckFailure(f"This step may evaluate the field exactly twice (its cost, 2 NFE): once at the start and "
+                           f"once at the predicted end. Yours called it {u.calls} time(s).")
     k1 = _spiral(x, t)
-    x_mid = x + 0.5 * dt * k1
-    k2 = _spiral(x_mid, t + 0.5 * dt)
-    expect_close(got, x + dt * k2, f"one midpoint step of u(x, t) = (1 + 2t) A x + (t^2, -t) from t = {t}, "
-                                   f"dt = {dt}", atol=1e-10, rtol=1e-10, inputs=x, mistakes=[
-        (x + dt * k1, "That is an Euler step in disguise: the full step must use the slope at the midpoint, "
-                      "k2 = u(x + dt/2 k1, t + dt/2), not k1."),
-        (x + dt * _spiral(x_mid, t), "The time was not advanced at the midpoint: evaluate k2 at t + dt/2, "
-                                     "not at t."),
-        (x + dt * _spiral(x_mid, t + dt), "k2 belongs to the middle of the step, t + dt/2; you evaluated it at "
-                                          "the end, t + dt."),
-        (x + 0.5 * dt * k2, "The midpoint slope k2 drives the FULL step: x + dt k2, not x + dt/2 k2."),
-        (x_mid + dt * k2, "The full step starts from x, not from the midpoint: x + dt k2."),
-        (x_mid, "You returned the half step x + dt/2 k1: that is only the point where k2 is evaluated."),
-        (x + 0.5 * dt * (k1 + k2), "Averaging k1 and the midpoint slope is neither midpoint nor Heun: the midpoint "
-                                   "step is x + dt k2."),
-        (x + 0.5 * dt * (k1 + _spiral(x + dt * k1, t + dt)), "That is Heun's method (also second order, also 2 NFE); "
-                                                             "this exercise asks for the midpoint step x + dt k2, "
-                                                             "k2 = u(x + dt/2 k1, t + dt/2)."),
-        (x + dt * _spiral(x + dt * k1, t + 0.5 * dt), "The probe point is half a step ahead: x + dt/2 k1, not "
-                                                      "x + dt k1."),
+    x_end = x + dt * k1  # the end point, predicted by an Euler step
+    k2 = _spiral(x_end, t + dt)
+    half = x + 0.5 * dt * k1
+    expect_close(got, x + 0.5 * dt * (k1 + k2), f"one Heun step of u(x, t) = (1 + 2t) A x + (t^2, -t) from t = {t}, "
+                                                f"dt = {dt}", atol=1e-10, rtol=1e-10, inputs=x, mistakes=[
+        (x + dt * k1, "That is an Euler step: the trapezoid averages the slope at the start with the slope at the "
+                      "(predicted) end of the step."),
+        (x + dt * k2, "You stepped with the end slope alone: the trapezoid averages both ends, "
+                      "x + dt/2 (k1 + k2)."),
+        (x + dt * (k1 + k2), "The trapezoid's weights are 1/2 each: x + dt/2 (k1 + k2), not x + dt (k1 + k2)."),
+        (x + 0.5 * dt * (k1 + _spiral(x_end, t)), "The end slope belongs to the end of the step: evaluate it at "
+                                                  "t + dt, not at t."),
+        (x + 0.5 * dt * (k1 + _spiral(half, t + 0.5 * dt)), "The end slope must be taken at the predicted END point "
+                                                            "x + dt k1 and time t + dt, not half way."),
+        (x + dt * _spiral(half, t + 0.5 * dt), "That is the midpoint step of notebook 03 (also second order, also 2 "
+                                               "NFE); this exercise asks for the trapezoid over the step."),
+        (x + 0.5 * dt * (k1 + _spiral(half, t + dt)), "The end point is predicted by a FULL Euler step, x + dt k1, "
+                                                      "not x + dt/2 k1."),
+        (x_end + 0.5 * dt * (k1 + k2), "The step starts from x: x + dt/2 (k1 + k2), not from the predicted end."),
+        (x_end, "You returned the predicted end point, an Euler step: correct it with the average of both slopes."),
     ])
     # order of convergence on a whole trajectory, with the student's own step
     x0 = x[:8]
@@ -374,10 +381,10 @@ def check_6_5(answer):
     for n in (8, 16):
         y = x0
         for k in range(n):
-            y = call(answer, _spiral, y, k / n, 1 / n, name="midpoint_step")
+            y = call(answer, _spiral, y, k / n, 1 / n, name="heun_step")
         errs.append(float((y - ref).abs().max()))
     ratio = errs[0] / errs[1]
     if not 3.0 < ratio < 5.5:  # second order: about 4
-        raise CheckFailure(f"Halving dt should divide the error of a midpoint solve by about 2^2 = 4; yours was "
+        raise CheckFailure(f"Halving dt should divide the error of a Heun solve by about 2^2 = 4; yours was "
                            f"divided by {ratio:.3g}.")
     return f"Two evaluations a step, and halving dt divides the error by {ratio:.1f}: second order."
