@@ -123,7 +123,7 @@ def _fixed_field(x, t):
 
 
 @exercise("5.5", title="The CFM loss of a batch", notebook=NB, answer="cfm_loss", reference=cfm.cfm_loss,
-          minutes=12, practises="regressing v_theta(xt, t) on the conditional field; what the network may see")
+          minutes=15, practises="finding a loss that needs only samples, with the FM loss's gradient; what the network may see")
 def check_5_5(answer):
     g = torch.Generator().manual_seed(53)
     n = 64
@@ -366,8 +366,8 @@ def _posterior_average(x, data, t, path, logits_fn, normalise=True, with_dmu=Tru
 
 
 @exercise("5.3", title="The marginal field of a data set", notebook=NB, answer="marginal_velocity",
-          reference=marginal_velocity, points=2, minutes=15,
-          practises="the marginal field as the posterior (softmax) average of the conditional fields")
+          reference=marginal_velocity, points=2, minutes=20,
+          practises="deriving the field that generates a mixture of conditional paths (Bayes), computed stably in logs")
 def check_5_3(answer):
     g = torch.Generator().manual_seed(55)
     data = moons(9, seed=55).double()
