@@ -1,6 +1,6 @@
 """The few-step challenge (tools.grading.challenge, issue 22 item 5): handout, sandbox and grades.
 
-One class of eight students is graded once (module fixture, about a minute on a loaded 2-core
+One class of nine students is graded once (module fixture, about a minute on a loaded 2-core
 machine): the handout's template trained for a few hundred steps (good), an untrained network
 (bad but honest) and the malicious fixtures of tests/challenge_submissions/ (README there).
 The sandbox's parts (the counting wrapper, the audit hook's rules) are also tested in this
@@ -44,13 +44,13 @@ def graded(tmp_path_factory):
     assert (subs / "good" / "weights.pt").exists()
     lines = []
     limits = challenge.ChallengeLimits(sample=6.0)
-    entries = challenge.grade_challenge(subs, tmp / "out", seed=1234, limits=limits, jobs=8, log=lines.append)
+    entries = challenge.grade_challenge(subs, tmp / "out", seed=1234, limits=limits, jobs=10, log=lines.append)
     return {e.student: e for e in entries}, tmp / "out", "\n".join(lines)
 
 
 EXPECTED = {"good": "ok", "untrained": "ok", "passthrough": "ignores network", "own_moons": "ignores network",
             "reads_reference": "forbidden", "forever": "timeout", "over_budget": "over budget",
-            "malformed": "bad output"}
+            "hidden_copy": "over budget", "malformed": "bad output"}
 
 
 def test_every_submission_gets_its_status(graded):
@@ -71,9 +71,10 @@ def test_the_good_submission_beats_the_bad_and_the_baseline(graded):
 
 def test_void_scores_and_their_reasons(graded):
     entries, _, _ = graded
-    for s in ("passthrough", "own_moons", "reads_reference", "forever", "over_budget"):
+    for s in ("passthrough", "own_moons", "reads_reference", "forever", "over_budget", "hidden_copy"):
         assert all(entries[s].w2[k] is None for k in NFE), s
     assert entries["over_budget"].evaluations == {1: 2.0, 2: 3.0, 4: 5.0}  # one call, k + 1 stacked copies
+    assert "called around the counter" in " ".join(entries["hidden_copy"].notes)
     assert all(v == 0 for v in entries["own_moons"].sensitivity.values())
     notes = " ".join(entries["reads_reference"].notes)
     for what in ("/cmdline", "listing", "challenge.py", "utils.datasets.moons while sampling"):
@@ -131,6 +132,24 @@ def test_counting_net_counts_rows_and_refuses_hidden_batches():
     moved = CountingNet(lin, n=10, dim=2, offset=7)
     assert torch.allclose(moved(z), moved(z)) and not torch.allclose(moved(z), lin(z))
     assert net.weight is lin.weight  # the module's attributes stay reachable
+    net.forward(z)
+    assert net.calls == 4, "net.forward is counted too"
+
+
+def test_modules_called_around_the_counter_are_caught(tmp_path):
+    sb = Sandbox(str(tmp_path), [])
+    lin, other = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    net = CountingNet(lin, n=4, dim=2, sandbox=sb)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(sb.module_hook)
+    try:
+        sb.sampling = True
+        net(torch.randn(4, 2))  # inside the counter: fine
+        for module in (lin, other):  # the same module called directly, or a private one
+            with pytest.raises(ContractError, match="around the counter"):
+                module(torch.randn(4, 2))
+        assert sb.uncounted == 2
+    finally:
+        handle.remove()
 
 
 def test_sandbox_rules(tmp_path):

@@ -197,7 +197,10 @@ def score(student: str, run: dict, reference, nfe) -> Entry:
             continue
         e.evaluations[k], e.sensitivity[k] = m["evaluations"], m["sensitivity"]
         e.seconds += m["seconds"]
-        if m["evaluations"] > k + 1e-9:
+        if m.get("uncounted"):
+            e.statuses[k] = "over budget"
+            e.notes.append(f"{k} NFE: {m['uncounted']} network call(s) around the counter")
+        elif m["evaluations"] > k + 1e-9:
             e.statuses[k] = "over budget"
             e.notes.append(f"{k} NFE: the network was evaluated {m['evaluations']:g} times ({m['calls']} calls)")
         elif m["repeat_change"] > REPEAT_TOLERANCE:

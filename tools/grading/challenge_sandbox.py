@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 import traceback
@@ -54,6 +55,15 @@ class Sandbox:
         self.active = False  # True while student code runs
         self.sampling = False
         self.denied: list[str] = []
+        self.depth = 0  # > 0 inside a counted call of the network
+        self.uncounted = 0  # modules called around the counter while sampling
+
+    def module_hook(self, module, args) -> None:
+        """torch's global forward pre-hook: while sampling, every nn.Module call must be inside ``net``'s."""
+        if self.sampling and self.depth == 0:
+            self.uncounted += 1
+            raise ContractError(f"a network ({type(module).__name__}) was called around the counter while sampling: "
+                                "every evaluation goes through `net`", "over budget")
 
     def _inside(self, path: str, roots) -> bool:
         return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -107,8 +117,8 @@ class CountingNet:
     ``PERTURB_SCALE`` times a fixed standard normal offset (the same for every call of one shape).
     """
 
-    def __init__(self, module, n: int, dim: int, offset: int | None = None):
-        self._module, self._n, self._dim, self._offset = module, n, dim, offset
+    def __init__(self, module, n: int, dim: int, offset: int | None = None, sandbox: Sandbox | None = None):
+        self._module, self._n, self._dim, self._offset, self._sb = module, n, dim, offset, sandbox
         self.evaluations, self.calls = 0.0, 0
 
     def __call__(self, *args, **kwargs):
@@ -123,8 +133,17 @@ class CountingNet:
                                 "(each row counts 1/N of an evaluation)")
         self.calls += 1
         self.evaluations += (x.numel() // self._dim) / self._n
-        out = self._module(*args, **kwargs)
+        if self._sb is not None:
+            self._sb.depth += 1
+        try:
+            out = self._module(*args, **kwargs)
+        finally:
+            if self._sb is not None:
+                self._sb.depth -= 1
         return out if self._offset is None else self._move(out)
+
+    def forward(self, *args, **kwargs):  # net.forward(x, t) is counted like net(x, t)
+        return self(*args, **kwargs)
 
     def _move(self, out):
         import torch
@@ -159,13 +178,10 @@ def _check_samples(x, z):
 
 
 def _run(sb: Sandbox, sample, module, z, k: int, seed: int, offset: int | None):
+    import numpy
     import torch
 
-    import random
-
-    import numpy
-
-    net = CountingNet(module, z.shape[0], z.shape[1], offset)
+    net = CountingNet(module, z.shape[0], z.shape[1], offset, sb)
     torch.manual_seed(seed)
     random.seed(seed)
     numpy.random.seed(seed % 2 ** 32)
@@ -204,17 +220,20 @@ def main() -> None:
     datasets.SAMPLERS = {k: getattr(datasets, v.__name__) for k, v in datasets.SAMPLERS.items()}
     sys.path.insert(0, work)
     sys.addaudithook(sb.hook)
+    torch.nn.modules.module.register_module_forward_pre_hook(sb.module_hook)
 
     def send(msg: dict) -> None:
         msg["denied"] = list(sb.denied)
         proto.write(json.dumps(msg) + "\n")
 
-    def fail(where: str, e: BaseException) -> None:
+    def fail(where: str, e: BaseException, uncounted: int = 0) -> None:
         tb = traceback.extract_tb(e.__traceback__)
         line = next((f"{os.path.basename(f.filename)} line {f.lineno}" for f in reversed(tb)
                      if f.filename.startswith(work)), "")
         send({"phase": "error", "where": where, "message": f"{type(e).__name__}: {e}"[:500],
-              "line": line, "kind": getattr(e, "kind", "error") if isinstance(e, ContractError) else "error"})
+              "line": line, "uncounted": uncounted,
+              "kind": "over budget" if uncounted else getattr(e, "kind", "error") if isinstance(e, ContractError)
+              else "error"})
 
     send({"phase": "ready"})
     t0 = time.monotonic()
@@ -239,18 +258,22 @@ def main() -> None:
     z = torch.tensor(req["z"], dtype=torch.get_default_dtype())
     for k in req["nfe"]:
         t0 = time.monotonic()
+        order = ["plain", "again", "moved"]
+        random.Random(req["offset"] + k).shuffle(order)  # which run is moved is not the student's to know
+        got, nets, sb.uncounted = {}, [], 0
         try:
-            x, net = _run(sb, submission.sample, module, z, k, req["seed"], None)
-            again, net2 = _run(sb, submission.sample, module, z, k, req["seed"], None)
-            moved, net3 = _run(sb, submission.sample, module, z, k, req["seed"], req["offset"])
+            for run in order:
+                got[run], net = _run(sb, submission.sample, module, z, k, req["seed"],
+                                     req["offset"] if run == "moved" else None)
+                nets.append(net)
         except BaseException as e:  # noqa: BLE001
-            fail(f"sample at {k} NFE", e)
+            fail(f"sample at {k} NFE", e, sb.uncounted)
             continue
+        x = got["plain"]
         send({"phase": "sample", "nfe": k, "x": x.tolist(), "seconds": (time.monotonic() - t0) / 3,
-              "evaluations": max(net.evaluations, net2.evaluations, net3.evaluations),
-              "calls": max(net.calls, net2.calls, net3.calls),
-              "repeat_change": float((again - x).abs().max()),
-              "sensitivity": float((moved - x).pow(2).mean().sqrt()) / PERTURB_SCALE})
+              "evaluations": max(n.evaluations for n in nets), "calls": max(n.calls for n in nets),
+              "uncounted": sb.uncounted, "repeat_change": float((got["again"] - x).abs().max()),
+              "sensitivity": float((got["moved"] - x).pow(2).mean().sqrt()) / PERTURB_SCALE})
     send({"phase": "done"})
 
 
