@@ -29,8 +29,10 @@ g = seed_everything(0)
 out = {"seed_everything": torch.randn(3, generator=g).tolist(), "global torch": torch.randn(2).tolist(),
        "numpy": np.random.rand(2).tolist(), "python": random.random(),
        "Generator().manual_seed": torch.randn(2, generator=torch.Generator().manual_seed(5)).tolist(),
-       "moons(seed=1)": moons(3, seed=1).tolist(),
-       "same generator twice": torch.equal(seed_everything(0).get_state(), torch.Generator().manual_seed(0).get_state())}
+       "moons(seed=1)": moons(3, seed=1).tolist(), "moons(seed=generator)": moons(3, seed_everything(4)).tolist(),
+       "same generator twice": torch.equal(seed_everything(0).get_state(), torch.Generator().manual_seed(0).get_state()),
+       "every generator is a torch.Generator": all(isinstance(x, torch.Generator) for x in (
+           seed_everything(0), torch.Generator(), torch.default_generator, torch._C.Generator()))}
 torch.manual_seed(7)
 out["torch.manual_seed"] = torch.randn(2).tolist()
 print(json.dumps(out))
@@ -51,12 +53,15 @@ def test_course_seed_zero_is_the_course_run_and_other_values_shift_every_seeding
     course, zero, one, two = _draws(None), _draws("0"), _draws("1"), _draws("2")
     assert zero == course, "COURSE_SEED=0 must be the course's own run"
     for key in course:
-        if key == "same generator twice":
+        if key in ("same generator twice", "every generator is a torch.Generator"):
             continue
         assert one[key] != course[key], f"COURSE_SEED=1 does not change {key}"
         assert two[key] != one[key], f"COURSE_SEED=2 gives the same {key} as COURSE_SEED=1"
     # seed_everything shifts once, as torch.Generator().manual_seed does: no double shift
     assert course["same generator twice"] and one["same generator twice"] and two["same generator twice"]
+    # utils tells a generator from a seed with isinstance(x, torch.Generator): true for all of them
+    assert course["every generator is a torch.Generator"] and one["every generator is a torch.Generator"]
+    assert "moons(seed=generator)" in one
 
 
 def test_course_seed_values(monkeypatch):

@@ -41,7 +41,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     _TORCH["manual_seed"](seed)
-    return _TorchGenerator().manual_seed(seed)
+    return _TorchGenerator.manual_seed(torch.Generator(), seed)  # already shifted: the base class's seeding
 
 
 # ---------------------------------------------------------------------- another run of the course: COURSE_SEED
@@ -76,7 +76,12 @@ def course_seed(seed: int) -> int:
     return int(seed) if k == 0 else (int(seed) + SEED_STRIDE * k) % 2**32  # numpy takes seeds below 2**32
 
 
-class _ShiftedGenerator(_TorchGenerator):
+class _AnyGenerator(type(_TorchGenerator)):
+    def __instancecheck__(cls, obj) -> bool:  # isinstance(g, torch.Generator) stays true for every generator
+        return isinstance(obj, _TorchGenerator)
+
+
+class _ShiftedGenerator(_TorchGenerator, metaclass=_AnyGenerator):
     """torch.Generator whose ``manual_seed(s)`` seeds ``course_seed(s)`` (installed only with COURSE_SEED)."""
 
     def manual_seed(self, seed):
