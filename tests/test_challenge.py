@@ -168,3 +168,22 @@ def test_sandbox_rules(tmp_path):
     with pytest.raises(PermissionError, match="while sampling"):
         sb.hook("import", ("sklearn.datasets",))
     assert len(sb.denied) == 8
+
+
+def test_sklearn_generators_are_refused_while_sampling(tmp_path, monkeypatch):
+    import types
+
+    from tools.grading.challenge_sandbox import _guard_data
+
+    fake = types.ModuleType("sklearn.datasets")
+    fake.make_moons = lambda n: "moons"
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", fake)
+    sub = types.ModuleType("submission")
+    sub.make_moons = fake.make_moons  # from sklearn.datasets import make_moons, before build()
+    sb = Sandbox(str(tmp_path), [])
+    _guard_data(sb, sub)
+    assert sub.make_moons(3) == "moons" and fake.make_moons(3) == "moons"  # allowed while building
+    sb.sampling = True
+    for fn in (sub.make_moons, fake.make_moons):
+        with pytest.raises(PermissionError, match="make_moons while sampling"):
+            fn(3)

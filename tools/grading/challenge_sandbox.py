@@ -193,6 +193,23 @@ def _run(sb: Sandbox, sample, module, z, k: int, seed: int, offset: int | None):
     return _check_samples(x, z), net
 
 
+def _guard_data(sb: Sandbox, submission) -> None:
+    """After build(): sklearn's data generators, if imported, refuse to run while sampling, also
+    where the submission bound them to its own names (``from sklearn.datasets import make_moons``)."""
+    sk = sys.modules.get("sklearn.datasets")
+    if sk is None:
+        return
+    swap = {}
+    for name in dir(sk):
+        fn = getattr(sk, name)
+        if name.startswith(("make_", "load_", "fetch_")) and callable(fn):
+            swap[id(fn)] = sb.guarded(fn, f"sklearn.datasets.{name}")
+            setattr(sk, name, swap[id(fn)])
+    for name, value in list(vars(submission).items()):
+        if id(value) in swap:
+            setattr(submission, name, swap[id(value)])
+
+
 def main() -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # the student's prints go to stderr
@@ -242,6 +259,7 @@ def main() -> None:
         import submission
         module = submission.build()
         sb.active = False
+        _guard_data(sb, submission)
         if not isinstance(module, torch.nn.Module):
             raise ContractError(f"build() must return a torch.nn.Module; got {type(module).__name__}")
         size = sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
