@@ -138,3 +138,21 @@ def test_progress_outside_a_kernel_and_quiet(capsys, monkeypatch):
     with stages(2, "quiet") as stage:
         stage("one")
     assert capsys.readouterr().err == ""
+
+
+def test_log_axes_read_as_plain_decimals():
+    """Walk-through 3, p3: "0.3", not "3x10^-1", on every notebook's log axes (set by ``import utils``)."""
+    import matplotlib.pyplot as plt
+
+    import utils  # noqa: F401
+
+    fig, ax = plt.subplots()
+    ax.plot([0.25, 0.7], [0.02, 40])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    fig.canvas.draw()
+    labels = [t.get_text() for axis in (ax.xaxis, ax.yaxis) for minor in (False, True)
+              for t in axis.get_ticklabels(minor=minor) if t.get_text()]
+    plt.close(fig)
+    assert labels and not any("times" in s or "^" in s for s in labels), labels
+    assert any("0.3" in s for s in labels) and any("10" in s for s in labels), labels

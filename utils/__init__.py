@@ -31,6 +31,7 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.digits``        8x8 digits, reference classifier, nearest-neighbour distances, grids (07)
 - ``utils.guidance``      label dropout, classifier-free guidance, the guided sampler (07)
 """
+from . import plotting  # noqa: F401  (the course's figure defaults)
 from .checks import check
 from .claims import claim
 from .runtime import get_device, progress, seed_everything, timer

@@ -11,6 +11,10 @@ import io
 import matplotlib
 import torch
 
+# Log axes label their ticks as plain decimals from 0.001 to 100 ("0.3", not "3x10^-1"; walk-through 3,
+# p3); beyond that, powers of ten. Set once for every notebook: ``import utils`` imports this module.
+matplotlib.rcParams["axes.formatter.min_exponent"] = 3
+
 __all__ = ["COLORS", "scatter", "figure_png", "setup_axes", "check_text_overlap", "text_overlaps", "figure_texts",
            "text_outside", "FigureTextOverlap", "install_figure_check"]
 
