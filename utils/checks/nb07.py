@@ -180,8 +180,8 @@ def _guided(model, x, t, y, w, null=None):
 
 
 @exercise("7.3", title="The guided velocity", notebook=NB, answer="guided_velocity",
-          reference=guidance.guided_velocity, minutes=10,
-          practises="classifier-free guidance: (1 + w) v(x | y) - w v(x | no label)")
+          reference=guidance.guided_velocity, points=2, minutes=15,
+          practises="deriving classifier-free guidance from the guided score (Bayes' rule and the score-to-field map)")
 def check_7_3(answer):
     for num_classes, seed in ((10, 73), (4, 74)):
         model = _FakeField(num_classes, 6, seed)
