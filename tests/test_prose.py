@@ -194,7 +194,6 @@ KEY_EXPRESSIONS: dict[str, list[str]] = {
 # Exercises whose first-level hint has not been rewritten yet (issue 21): their notebooks are converted by
 # other helpers; remove an entry when its hint names the idea only. These are expected to fail (xfail, not strict).
 HINT_RULE_PENDING: set[str] = {
-    "7.1", "7.2", "7.3", "7.4",
     "8.4",
 }
 
