@@ -139,7 +139,7 @@ def run_submission(src: Path, z, nfe, limits: ChallengeLimits, seed: int, offset
             proc.wait()
             err.seek(max(0, err.seek(0, io.SEEK_END) - 2000))
             tail = err.read().decode(errors="replace")
-    return {"messages": got, "timeout": timed_out, "stderr": tail}
+    return {"messages": got, "timeout": timed_out, "stderr": tail, "returncode": proc.returncode}
 
 
 def _pump(stream, lines: queue.Queue) -> None:
@@ -154,7 +154,8 @@ def _pump(stream, lines: queue.Queue) -> None:
 def _read(lines: queue.Queue, nfe, limits: ChallengeLimits):
     """The sandbox's messages, phase by phase, each within its limit; (messages, the phase that timed out)."""
     got = []
-    waits = [("start", limits.start), ("build", limits.build)] + [(f"sample at {k} NFE", limits.sample) for k in nfe]
+    waits = ([("start", limits.start), ("build", limits.build)]
+             + [(f"sample at {k} NFE", limits.sample) for k in nfe] + [("the end", limits.sample)])
     step = 0
     while step < len(waits):
         name, limit = waits[step]
@@ -216,6 +217,8 @@ def score(student: str, run: dict, reference, nfe) -> Entry:
             e.w2[k] = w2(torch.tensor(m["x"], dtype=torch.float64), reference)
     if run["timeout"]:
         e.notes.append(f"{run['timeout']}: ran past its time limit and was stopped")
+    elif not any(m.get("phase") in ("done", "error") for m in msgs[-1:]):
+        e.notes.append(f"the submission's process ended before it finished (exit status {run.get('returncode')})")
     if denied:
         e.statuses = {k: "forbidden" for k in nfe}
         e.notes.insert(0, "refused by the sandbox: " + "; ".join(denied[:5]))
