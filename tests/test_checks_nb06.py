@@ -162,6 +162,16 @@ def npe_time_frozen(v_theta, x0, x1_data, num_steps):
     return _npe_variant(v_theta, x0, x1_data, num_steps, times=lambda k, dt: 0.0)
 
 
+def npe_rows_as_given(v_theta, x0, x1_data, num_steps):  # E_min from the pairing as given, not the best one
+    n, dt = x0.shape[0], 1.0 / num_steps
+    x, energy = x0, torch.zeros(n, dtype=x0.dtype)
+    for k in range(num_steps):
+        v = v_theta(x, torch.full((n,), k * dt, dtype=x0.dtype))
+        energy, x = energy + (v**2).sum(1) * dt, x + dt * v
+    least = ((x1_data - x0) ** 2).sum(1).mean()
+    return float(abs(energy.mean() - least) / least)
+
+
 def npe_mean_over_coordinates(v_theta, x0, x1_data, num_steps):
     return _npe_variant(v_theta, x0, x1_data, num_steps, coord=lambda v: (v**2).mean(1))
 
@@ -309,7 +319,7 @@ WRONG = {
     "6.3": [(npe_no_abs, "absolute value"), (npe_not_normalised, "divide by w2^2"), (npe_no_dt, "multiply by dt"),
             (npe_w2_not_squared, "w2 squared"), (npe_time_backwards, "time runs backwards"),
             (npe_time_at_step_end, "end of each step"), (npe_time_frozen, "never advances"),
-            (npe_mean_over_coordinates, "sum |v|^2 over the coordinates")],
+            (npe_mean_over_coordinates, "sum |v|^2 over the coordinates"), (npe_rows_as_given, "best pairing")],
     "6.4": [(reflow_one_step, "single euler step"), (reflow_backwards, "backwards"), (reflow_swapped, "wrong way round"),
             (reflow_shuffled, "reordered"), (reflow_time_at_step_end, "off by one step in time"),
             (reflow_one_step_too_many, "num_steps + 1 steps"), (reflow_default_steps, "took 100 steps"),

@@ -224,6 +224,8 @@ def check_6_3(answer):
         def npe(p):
             return abs(p - w2sq) / w2sq
 
+        rows = float(((data - x0) ** 2).sum(1).mean())  # the pairing as given, not the best one
+
         wrong = [
             ((pe - w2sq) / w2sq, "Take the absolute value: NPE = |PE - W2^2| / W2^2."),
             (abs(pe - w2sq), "Divide by W2^2: the NPE is relative, so that data sets of any scale compare."),
@@ -240,6 +242,9 @@ def check_6_3(answer):
              "v(x_k, t_k) at the start, t_k = k dt, for k = 0 .. num_steps - 1."),
             (npe(_euler_energy(field, x0, num_steps, times="frozen")),
              "The time never advances: every step evaluated the field at t = 0. Pass t_k = k dt at step k."),
+            (abs(pe - rows) / rows, "Your least energy pairs row i of x0 with row i of x1_data, as they come: the "
+                                    "cheapest flow may send each particle to any data point, so it uses the best "
+                                    "pairing of the two clouds, whose mean squared distance is W2^2."),
         ]
         for value, message in wrong:
             if abs(got - value) <= 1e-7 * max(abs(value), 1.0):
