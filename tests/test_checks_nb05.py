@@ -245,6 +245,11 @@ def step_times_first(v_theta, optimizer, path, x1, generator):
     return _finish(v_theta, optimizer, path, x0, x1, t)
 
 
+def loss_batch_marginal(v_theta, path, x0, x1, t):  # the batch taken as the data set: the tempting wrong target
+    xt = path.sample(x0, x1, t)
+    return ((v_theta(xt, t) - path.marginal_velocity(xt, x1, t)) ** 2).sum(1).mean()
+
+
 # ---- 5.3
 def mv_logsoftmax(x, data, t, path):
     mu, sigma = path.mean_std(data, t)
@@ -501,7 +506,8 @@ WRONG = {
     "5.5": [(loss_fed_x1, "fed x1 instead of xt"), (loss_swapped_time, "time convention is swapped"),
             (loss_straight_target, "sigma_min = 0.1"), (loss_item, "as a tensor"), (loss_summed, "do not sum"),
             (loss_fed_x0, "fed x0 instead of xt"), (loss_target_x1, "not the data point x1"),
-            (loss_detached, "does not depend on the network's parameters")],
+            (loss_detached, "does not depend on the network's parameters"),
+            (loss_batch_marginal, "marginal field of the batch")],
     "5.6": [(step_fed_x1, "fed x1 instead of xt"), (step_swapped, "time convention is swapped"),
             (step_no_zero_grad, "zero_grad"), (step_no_step, "optimizer.step()"), (step_one_time, "same time"),
             (step_straight_target, "conditional field"), (step_global_rng, "x0 and t were drawn from the global"),

@@ -166,6 +166,11 @@ def check_5_5(answer):
                               "sigma_min = 0.1. Use path.velocity(xt, x1, t)."))
         wrong.append((((_fixed_field(xt, t) - ut) ** 2).sum(), "Average over the batch, do not sum: the loss "
                                                                 "should not grow with the batch size."))
+        wrong.append((per(_fixed_field(xt, t), path.marginal_velocity(xt, x1, t)),
+                      "You regressed on the marginal field of the batch itself, the batch taken as the data set: "
+                      "that is not the marginal field of the data distribution, and it costs n^2 work. Regress on "
+                      "what each example knows exactly, its conditional field u_t(xt | x1) (path.velocity): its "
+                      "average given xt is the marginal field, so the gradients agree."))
         expect_close(got, expected, f"the CFM loss for {path!r}", rtol=1e-5, atol=1e-8, mistakes=wrong)
     # gradients must flow to the network's parameters
     net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2)).double()
