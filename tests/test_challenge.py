@@ -187,3 +187,12 @@ def test_sklearn_generators_are_refused_while_sampling(tmp_path, monkeypatch):
     for fn in (sub.make_moons, fake.make_moons):
         with pytest.raises(PermissionError, match="make_moons while sampling"):
             fn(3)
+
+
+def test_seeds_are_secret_unless_given(graded):
+    _, out, _ = graded
+    meta = json.loads((out / "grades.json").read_text())["challenge"]
+    assert meta["seed"] == 1234 and meta["seed_given"]
+    assert challenge._seeds(1234) == challenge._seeds(1234)  # --seed grades late submissions alike
+    a, b = challenge._seeds(None), challenge._seeds(None)
+    assert a["master"] != b["master"] and a["reference"] != b["reference"]

@@ -232,8 +232,10 @@ def score(student: str, run: dict, reference, nfe) -> Entry:
 
 
 def _seeds(seed: int | None) -> dict:
-    rng = random.Random(seed) if seed is not None else secrets.SystemRandom()
-    return {k: rng.randrange(2 ** 31) for k in ("reference", "z", "floor", "run", "offset")}
+    """The run's seeds, all from one master seed (a fresh secret one unless ``seed`` is given)."""
+    master = secrets.randbits(62) if seed is None else int(seed)
+    rng = random.Random(master)
+    return {"master": master, **{k: rng.randrange(2 ** 31) for k in ("reference", "z", "floor", "run", "offset")}}
 
 
 def grade_challenge(submissions: Path, out: Path, name: str = "fewstep", seed: int | None = None,
@@ -270,7 +272,7 @@ def grade_challenge(submissions: Path, out: Path, name: str = "fewstep", seed: i
     with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
         entries = list(pool.map(one, subs))
     meta = {"challenge": name, **spec, "floor": floor, "floor_sd": spread, "baseline": baseline,
-            "seed": seed, "limits": asdict(limits)}
+            "seed": seeds["master"], "seed_given": seed is not None, "limits": asdict(limits)}
     write_results(Path(out), entries, meta)
     log(leaderboard_text(entries, meta))
     return entries
