@@ -67,6 +67,7 @@ def test_the_good_submission_beats_the_bad_and_the_baseline(graded):
         assert good.w2[k] < bad.w2[k] and good.w2[k] < meta["baseline"], (k, good.w2, bad.w2, meta["baseline"])
         assert good.w2[k] > meta["floor"] - 3 * meta["floor_sd"]
     assert meta["floor"] < meta["baseline"]
+    assert all(0 <= good.precision[k] <= 1 and 0 <= good.recall[k] <= 1 for k in NFE)
 
 
 def test_void_scores_and_their_reasons(graded):
@@ -134,6 +135,14 @@ def test_counting_net_counts_rows_and_refuses_hidden_batches():
     assert net.weight is lin.weight  # the module's attributes stay reachable
     net.forward(z)
     assert net.calls == 4, "net.forward is counted too"
+
+    class Broadcast(torch.nn.Module):  # evaluates 3 times the rows it is given points for
+        def forward(self, x, t):
+            return torch.cat([x] * 3) + t[:, None]
+
+    wide = CountingNet(Broadcast(), n=10, dim=2)
+    wide(z, torch.zeros(30))
+    assert wide.evaluations == pytest.approx(3.0), "the other inputs' and the output's batch count too"
 
 
 def test_modules_called_around_the_counter_are_caught(tmp_path):

@@ -69,6 +69,8 @@ class Entry:
     statuses: dict = field(default_factory=dict)  # nfe -> status
     evaluations: dict = field(default_factory=dict)  # nfe -> evaluations counted
     sensitivity: dict = field(default_factory=dict)
+    precision: dict = field(default_factory=dict)  # nfe -> k-NN precision and recall (grades.json only)
+    recall: dict = field(default_factory=dict)
     seconds: float = 0.0
     notes: list = field(default_factory=list)
 
@@ -174,8 +176,9 @@ def _read(lines: queue.Queue, nfe, limits: ChallengeLimits):
 
 def score(student: str, run: dict, reference, nfe) -> Entry:
     """One submission's entry: W2 and status at each budget, from the sandbox's messages."""
-    from utils.metrics import w2
     import torch
+
+    from utils.metrics import precision_recall, w2
 
     e = Entry(student, w2={k: None for k in nfe}, statuses={k: "error" for k in nfe})
     msgs = run["messages"]
@@ -214,7 +217,9 @@ def score(student: str, run: dict, reference, nfe) -> Entry:
                            "outputs: they do not come from the network")
         else:
             e.statuses[k] = "ok"
-            e.w2[k] = w2(torch.tensor(m["x"], dtype=torch.float64), reference)
+            x = torch.tensor(m["x"], dtype=torch.float64)
+            e.w2[k] = w2(x, reference)
+            e.precision[k], e.recall[k] = precision_recall(x, reference)
     if run["timeout"]:
         e.notes.append(f"{run['timeout']}: ran past its time limit and was stopped")
     elif not any(m.get("phase") in ("done", "error") for m in msgs[-1:]):

@@ -112,8 +112,10 @@ class CountingNet:
     """The network as the student's ``sample`` sees it: calls go to the student's module and are counted.
 
     ``evaluations``: rows seen over the batch size N (one call on z counts 1, on half of z 0.5, on
-    a stack of two copies of z 2). The first argument (or ``x=``) must be a tensor of points whose
-    last axis has the data's dimension. ``offset``: a seed; then every tensor output is moved by
+    a stack of two copies of z 2); a call's rows are the most of the points' rows, the leading size
+    of the other tensor arguments (times t of length 2N broadcast against N points count 2) and of
+    the outputs. The first argument (or ``x=``) must be a tensor of points whose last axis has the
+    data's dimension. ``offset``: a seed; then every tensor output is moved by
     ``PERTURB_SCALE`` times a fixed standard normal offset (the same for every call of one shape).
     """
 
@@ -132,7 +134,8 @@ class CountingNet:
             raise ContractError("the network was called under torch.vmap: call it on a batch instead "
                                 "(each row counts 1/N of an evaluation)")
         self.calls += 1
-        self.evaluations += (x.numel() // self._dim) / self._n
+        rows = max([x.numel() // self._dim] + [a.shape[0] for a in (*args, *kwargs.values())
+                                                if isinstance(a, torch.Tensor) and a is not x and a.dim() >= 1])
         if self._sb is not None:
             self._sb.depth += 1
         try:
@@ -140,6 +143,9 @@ class CountingNet:
         finally:
             if self._sb is not None:
                 self._sb.depth -= 1
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        rows = max([rows] + [o.shape[0] for o in outs if isinstance(o, torch.Tensor) and o.dim() >= 1])
+        self.evaluations += rows / self._n  # the largest batch among the points, the other inputs and outputs
         return out if self._offset is None else self._move(out)
 
     def forward(self, *args, **kwargs):  # net.forward(x, t) is counted like net(x, t)
