@@ -13,4 +13,6 @@
 - ``grade``: a class, locally or on Dask, and the command line (its docstring tells how a student
   is graded);
 - ``deps``: the static analysis that marks the cells fast grading runs (``python -m tools.grading.deps``).
+- ``challenge``: the few-step challenge (``make assignment/grade CHALLENGE=fewstep``): ``challenge_handout``
+  writes what students get, ``challenge_sandbox`` runs one submission (NFE counted, files refused).
 """
