@@ -177,7 +177,7 @@ def test_link_check_finds_broken_links(tmp_path):
 # ----------------------------------------------------------------- widgets
 def test_widget_cells_are_found_by_their_code():
     found = {p.name[:2]: len(widget_cells(nbformat.read(p, as_version=4))) for p in NOTEBOOKS}
-    assert {k: v for k, v in found.items() if v} == {"00": 1, "03": 2, "04": 1, "05": 1, "09": 1}
+    assert {k: v for k, v in found.items() if v} == {"00": 1, "03": 2, "04": 1, "05": 1, "08": 1, "09": 1}
     assert displayed_widget("w = SDEvsODEWidget(a, b)\nw") is not None
     assert displayed_widget("display(PathExplorer())") is not None
     assert displayed_widget("w = PathExplorer()") is None
