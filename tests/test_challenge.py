@@ -172,11 +172,14 @@ def test_sandbox_rules(tmp_path):
                         ("socket.connect", (None,)), ("ctypes.dlopen", ("libc",))]:
         with pytest.raises(PermissionError):
             sb.hook(event, args)
+    sb.hook("os.remove", (str(tmp_path / "w.pt"), -1))  # changes in its own folder
+    with pytest.raises(PermissionError, match="os.rename on"):
+        sb.hook("os.rename", (str(tmp_path / "a"), "/tmp/elsewhere", -1, -1))
     sb.hook("import", ("utils.datasets",))  # allowed while building (training data)
     sb.sampling = True
     with pytest.raises(PermissionError, match="while sampling"):
         sb.hook("import", ("sklearn.datasets",))
-    assert len(sb.denied) == 8
+    assert len(sb.denied) == 9
 
 
 def test_sklearn_generators_are_refused_while_sampling(tmp_path, monkeypatch):

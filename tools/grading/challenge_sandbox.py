@@ -31,6 +31,8 @@ import traceback
 
 PERTURB_SCALE = 0.5  # the offset added to each network output in the perturbed run (standard deviation)
 DENIED_WHILE_SAMPLING = ("utils.datasets", "sklearn.datasets")
+CHANGES = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.link",
+           "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "shutil.copytree")
 FORBIDDEN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
                     "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill", "socket.connect", "socket.bind",
                     "socket.getaddrinfo", "socket.sendto", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata",
@@ -94,6 +96,12 @@ class Sandbox:
             if p in self.listable or self._inside(p, [self.work, *self.read_roots]):
                 return
             self.deny(f"listing {p}")
+        elif event in CHANGES:
+            for a in args:
+                if isinstance(a, (str, bytes, os.PathLike)):
+                    p = os.path.realpath(os.fsdecode(a))
+                    if not self._inside(p, [self.work]):
+                        self.deny(f"{event} on {p}")
         elif event == "import" and self.sampling and str(args[0]).startswith(DENIED_WHILE_SAMPLING):
             self.deny(f"importing {args[0]} while sampling (the samples must come from the network)")
         elif event.startswith(FORBIDDEN_EVENTS):
