@@ -43,7 +43,7 @@ def graded(tmp_path_factory):
     _load(subs / "good" / "submission.py", "challenge_good").train(steps=400)
     assert (subs / "good" / "weights.pt").exists()
     lines = []
-    limits = challenge.ChallengeLimits(sample=6.0)
+    limits = challenge.ChallengeLimits(sample=10.0)  # the loop is stopped after 10 s
     entries = challenge.grade_challenge(subs, tmp / "out", seed=1234, limits=limits, jobs=10, log=lines.append)
     return {e.student: e for e in entries}, tmp / "out", "\n".join(lines)
 
