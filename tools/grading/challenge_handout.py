@@ -19,7 +19,8 @@ network (arithmetic, your own time grid) is free. Try it with
     python -m tools.grading.challenge practice <this folder>
 
 This baseline is OT-CFM (notebook 06) sampled by `nfe` Euler steps. Beat it: reflow, distillation,
-consistency, shortcut or MeanFlow models (notebook 08), a better time grid, ...
+consistency, shortcut or MeanFlow models (notebook 08), a better time grid, ... The samplers of
+utils.fewstep take the wrapped net as it is, e.g. `return meanflow_sampler(net)(z, nfe)`.
 """
 from pathlib import Path
 
