@@ -301,3 +301,16 @@ def test_the_old_notebook_00_sentence_is_caught():
     assert where_the_student_works_problems("You work in `my-work/`: ...", readme, "my-work") == []
     conda = readme + "conda env create -f environment.yml && jupyter lab lectures/\n"
     assert where_the_student_works_problems("You work in `my-work/`.", conda, "my-work")
+
+
+@pytest.mark.parametrize("ex,hint,answer", EXERCISE_HINTS, ids=[e[0] for e in EXERCISE_HINTS])
+def test_the_site_hides_every_second_level_with_code(ex, hint, answer):
+    """The public site drops a hint's nested level that holds code, whatever its summary says ("Show code",
+    "Show the derivation and the code" ...): tools.site.build.hide_code_hints."""
+    from tools.site.build import hide_code_hints
+
+    shown = hide_code_hints(hint)
+    assert "```" not in shown and not any(line in _squash(shown) for line in map(_squash, answer_lines(answer))
+                                          if len(line) >= 12), (
+        f"exercise {ex}: the site would show the hint's code; start the nested level's summary with 'Show' and end it "
+        "with 'code'")

@@ -130,7 +130,8 @@ def _mentions_outside_headings(chunk: str, mention) -> str:
     return "\n".join(line if line.lstrip().startswith("#") else _MENTION.sub(mention, line) for line in lines)
 
 
-_CODE_HINT = re.compile(r"<details>\s*<summary>\s*Show code\s*</summary>.*?</details>", re.S | re.I)
+# "Show code", "Show the derivation and the code", "Show the formula and the code": every second level that holds code
+_CODE_HINT = re.compile(r"<details>\s*<summary>\s*Show[^<]*\bcode\s*</summary>.*?</details>", re.S | re.I)
 CODE_HINT_NOTE = "*The code of this hint is in the course's notebooks (`lectures/`, `make lab`), not on this site.*"
 
 
