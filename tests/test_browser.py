@@ -721,11 +721,13 @@ HAMMER_CELLS = [
     "vp, target = VPSDE(), eight_gaussians_mixture()\n"
     "SDEvsODEWidget(vp, target.score_fn(vp), log_prob=target.log_prob_fn(vp), n=200, seed=0)",
     "PathExplorer()",
+    "from utils.references import load_reference\nfrom utils.widgets import TokenByTokenWidget\n"
+    "TokenByTokenWidget(load_reference('09_mask')[0])  # notebook 09's converged model: a film is 20 steps of 8 digits",
 ]
 
 
 HAMMER_NAMES = [None, "PushForwardWidget", "VectorFieldExplorer-one-panel", "VectorFieldExplorer-density",
-                "SDEvsODEWidget", "PathExplorer"]
+                "SDEvsODEWidget", "PathExplorer", "TokenByTokenWidget"]
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ __all__ = ["Schedule", "source_sample", "mixture_path_sample", "sample_xt", "Pos
            "TRAINING", "log_state_count"]
 
 SOURCES = ("uniform", "mask")
-TRAINING = dict(num_steps=700, batch_size=256, lr=2e-3, p_uncond=0.2, hidden=256, depth=3, seed=0)
+TRAINING = dict(num_steps=300, batch_size=128, lr=2e-3, p_uncond=0.2, hidden=128, depth=3, seed=0)  # notebook 09
 
 
 class Schedule:
@@ -270,17 +270,21 @@ def train_posterior(tokens: torch.Tensor, labels: torch.Tensor | None, num_level
                     schedule: Schedule | None = None, num_steps: int = TRAINING["num_steps"],
                     batch_size: int = TRAINING["batch_size"], lr: float = TRAINING["lr"],
                     p_uncond: float = TRAINING["p_uncond"], hidden: int = TRAINING["hidden"],
-                    depth: int = TRAINING["depth"], seed: int = TRAINING["seed"], desc: str = "training"):
+                    depth: int = TRAINING["depth"], seed: int = TRAINING["seed"], desc: str = "training",
+                    model: PosteriorMLP | None = None, callback=None):
     """Cross-entropy training of a PosteriorMLP on data tokens (n, D), with label dropout when labels are
-    given; Adam with a cosine learning rate. Random numbers from one CPU generator. Returns (model, losses)."""
+    given; Adam with a cosine learning rate. Random numbers from one CPU generator. Returns (model, losses).
+    ``model``: train this one (built after ``seed_everything(seed)``) instead of a new one; ``callback(step)``
+    after every optimiser step (``utils.references``)."""
     from .guidance import drop_labels
 
     schedule = schedule or Schedule()
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     num_classes = 0 if labels is None else int(labels.max()) + 1
-    model = PosteriorMLP(tokens.shape[1], num_levels, mask=source == "mask", num_classes=num_classes,
-                         hidden=hidden, depth=depth)
+    if model is None:
+        model = PosteriorMLP(tokens.shape[1], num_levels, mask=source == "mask", num_classes=num_classes,
+                             hidden=hidden, depth=depth)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, num_steps)
     losses = []
@@ -296,6 +300,8 @@ def train_posterior(tokens: torch.Tensor, labels: torch.Tensor | None, num_level
         opt.step()
         sched_lr.step()
         losses.append(loss.item())
+        if callback is not None:
+            callback(len(losses))
     return model.eval(), losses
 
 
