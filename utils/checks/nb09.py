@@ -58,8 +58,8 @@ def check_9_1(answer):
 
 # ---------------------------------------------------------------- 9.2 the token cross-entropy
 
-@exercise("9.2", title="The cross-entropy over tokens", notebook=NB, answer="token_cross_entropy",
-          reference=discrete.token_cross_entropy, minutes=10,
+@exercise("9.2", title="The loss that learns a posterior", notebook=NB, answer="token_cross_entropy",
+          reference=discrete.token_cross_entropy, minutes=15,
           practises="log_softmax and gather over a vocabulary axis; the discrete counterpart of the CFM loss")
 def check_9_2(answer):
     g = torch.Generator().manual_seed(92)
@@ -178,7 +178,7 @@ def close_any(got, candidates) -> bool:
 # ---------------------------------------------------------------- 9.4 the guided posterior
 
 @exercise("9.4", title="The guided posterior", notebook=NB, answer="guided_posterior",
-          reference=discrete.guided_posterior, minutes=10,
+          reference=discrete.guided_posterior, minutes=15,
           practises="classifier-free guidance in log space; normalising per token")
 def check_9_4(answer):
     g = torch.Generator().manual_seed(94)
