@@ -723,11 +723,15 @@ HAMMER_CELLS = [
     "PathExplorer()",
     "from utils.references import load_reference\nfrom utils.widgets import TokenByTokenWidget\n"
     "TokenByTokenWidget(load_reference('09_mask')[0])  # notebook 09's converged model: a film is 20 steps of 8 digits",
+    "from utils.datasets import moons\nfrom utils.fewstep_references import NAMES, SAMPLERS\n"
+    "from utils.references import load_reference\nfrom utils.widgets import FewStepWidget\n"
+    "FewStepWidget({n: SAMPLERS[n](load_reference(k)[0]) for n, k in NAMES.items()},  # notebook 08's converged models\n"
+    "              torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64), moons(500).double())",
 ]
 
 
 HAMMER_NAMES = [None, "PushForwardWidget", "VectorFieldExplorer-one-panel", "VectorFieldExplorer-density",
-                "SDEvsODEWidget", "PathExplorer", "TokenByTokenWidget"]
+                "SDEvsODEWidget", "PathExplorer", "TokenByTokenWidget", "FewStepWidget"]
 
 
 @pytest.fixture(scope="module")
