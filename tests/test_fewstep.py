@@ -134,6 +134,9 @@ def test_few_step_widget_moves_and_caches():
     assert w.error is None and w.image.value != first and w.titles["shrink"].get_text() == "shrink: 4 NFE"
     assert torch.allclose(torch.as_tensor(np.asarray(w.points["mean flow"].get_offsets())), MEAN + SCALE * x0)
     assert ("shrink", 4) in w._cache and len(w.axes) == 4
+    for k in (2, 7, 3):
+        w.nfe.value = k
+    assert w.fresh_png() == w.image.value  # drawn in place = drawn anew (no artist outside the frozen layout)
     with pytest.raises(InputError, match="samplers"):
         FewStepWidget({}, x0, moons(100))
 

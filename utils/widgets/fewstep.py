@@ -64,7 +64,6 @@ class FewStepWidget(FigureWidget):
             self.titles[name] = ax.set_title(" ", fontsize=9)
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="first coordinate", ylabel="second coordinate")
         self.axes[0].legend(loc="lower left", fontsize=7, markerscale=3)
-        self.fig.suptitle("few-step samples (green) against the data (orange), same noise in every panel")
         self.live = list(self.points.values()) + list(self.titles.values())
 
     def update(self) -> None:
