@@ -135,3 +135,19 @@ def test_default_notebooks_are_the_solutions_with_claims():
     names = [p.name[:2] for p in claims_seeds.notebooks_with_claims()]
     assert {"02", "03", "04", "05", "06", "07", "09"} <= set(names)
     assert [p.name[:2] for p in claims_seeds.notebooks_with_claims(["05"])] == ["05"]
+
+
+def test_a_claim_a_run_did_not_make_and_a_notebook_edited_during_the_sweep_are_named(capsys):
+    def run(claims, source, error=None):
+        return {"seconds": 1.0, "error": error, "failed_checks": [], "source": source, "outputs": {},
+                "claims": [{"text": t, "holds": h, "index": i} for i, (t, h) in enumerate(claims)]}
+
+    runs = {1: run([("A", True), ("B", True)], "v1"), 2: run([("A", True)], "v2")}
+    entry = claims_seeds.summarise("97_edited", runs)
+    assert entry["edited"] and not entry["ok"]
+    claims_seeds.print_summary(entry)
+    printed = capsys.readouterr().out
+    assert "B  [seeds 1; not made by 2]" in printed  # no stop: another branch, or an edited notebook
+    assert "the notebook was edited during the sweep" in printed
+    same = claims_seeds.summarise("97_same", {1: run([("A", True)], "v1"), 2: run([("A", True)], "v1")})
+    assert not same["edited"] and same["ok"]

@@ -20,6 +20,7 @@ output of the cell of every claim that failed on some seed, for its numbers) to
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -90,13 +91,15 @@ def run_notebook(path: Path, seed: int, keep: Path | None = None, timeout: int =
 
     {"seconds", "error" (None or one line), "claims" (the record: text, holds, index), "failed_checks"
     (lines of checks that did not pass), "outputs" ({claim text: its cell's printed output} for claims that
-    did not hold)}.
+    did not hold), "source" (a hash of the code run: a notebook edited during a sweep shows)}.
     """
     with tempfile.TemporaryDirectory(prefix=f"claims-{path.stem[:2]}-{seed}-") as tmp:
         work = Path(tmp) / path.name
         shutil.copyfile(path, work)
         record = Path(tmp) / "claims.jsonl"
         nb = nbformat.read(work, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        source = hashlib.sha256(code.encode()).hexdigest()[:12]
         for c in nb.cells:
             if c.cell_type == "code":
                 c.outputs = []
@@ -126,7 +129,7 @@ def run_notebook(path: Path, seed: int, keep: Path | None = None, timeout: int =
             outputs[r["text"]] = cell[-OUTPUT_CHARS:]
     failed_checks = [ln for t in texts for ln in t.splitlines() if ln.startswith("❌")]
     return {"seconds": round(seconds, 1), "error": error, "claims": claims, "failed_checks": failed_checks,
-            "outputs": outputs}
+            "outputs": outputs, "source": source}
 
 
 def summarise(name: str, runs: dict) -> dict:
@@ -140,7 +143,9 @@ def summarise(name: str, runs: dict) -> dict:
         claims.append({"text": text, "seeds": held, "failed_on": missed, "not_reached": unreached,
                        "outputs": {str(s): runs[s]["outputs"].get(text, "(not reached)") for s in missed}})
     return {"notebook": name, "seeds": seeds, "claims": claims,
-            "runs": {str(s): {k: runs[s][k] for k in ("seconds", "error", "failed_checks")} for s in seeds},
+            "runs": {str(s): {k: runs[s].get(k) for k in ("seconds", "error", "failed_checks", "source")}
+                     for s in seeds},
+            "edited": len({runs[s].get("source") for s in seeds}) > 1,
             "ok": all(not c["failed_on"] for c in claims) and not any(runs[s]["error"] for s in seeds)}
 
 
@@ -156,9 +161,16 @@ def print_summary(entry: dict, file=None) -> None:
         held = " ".join(map(str, c["seeds"])) or "none"
         failed = [s for s in c["failed_on"] if s not in c.get("not_reached", [])]
         tail = "" if not failed else f"; not by {' '.join(map(str, failed))}"
-        if c.get("not_reached"):
-            tail += f"; not reached by {' '.join(map(str, c['not_reached']))} (the run stopped)"
+        stopped = [s for s in c.get("not_reached", []) if entry["runs"][str(s)]["error"]]
+        absent = [s for s in c.get("not_reached", []) if s not in stopped]
+        if stopped:
+            tail += f"; not reached by {' '.join(map(str, stopped))} (the run stopped)"
+        if absent:
+            tail += f"; not made by {' '.join(map(str, absent))}"
         print(f"  {mark} {len(c['seeds'])}/{n}  {c['text']}  [seeds {held}{tail}]", file=file)
+    if entry.get("edited"):
+        print("  ! the notebook was edited during the sweep (its code differs between seeds): run it again",
+              file=file)
     for s in seeds:
         run = entry["runs"][str(s)]
         if run["error"]:
