@@ -23,7 +23,7 @@ from .models import TimeMLP
 
 __all__ = ["LIVE_STEPS", "STEPS", "NAMES", "NFES", "SAMPLERS", "evaluate_few_step"]
 
-LIVE_STEPS = 1000
+LIVE_STEPS = 500
 STEPS = 8000
 NFES = (1, 2, 4)
 EVAL_NOISE_SEED, EVAL_DATA_SEED = 7, 1001  # notebook 06's evaluation draw
