@@ -29,6 +29,7 @@ import html
 import json
 import math
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -208,11 +209,20 @@ def reveal(key: str, actual: Any, why: str = "") -> None:
             raw=True, metadata=meta)
 
 
+_INLINE_MATH = re.compile(r"\$([^$\n]+)\$")
+
+
+def _site_html(text) -> str:
+    """Escaped text whose ``$...$`` becomes the inline math Sphinx's MathJax typesets (class ``math``, ``\\(...\\)``):
+    the site's MathJax ignores dollars in raw HTML outputs, which showed as raw TeX."""
+    return _INLINE_MATH.sub(r'<span class="math notranslate nohighlight">\\(\1\\)</span>', html.escape(str(text)))
+
+
 def static_question_html(meta: dict) -> str:
     """The site's static form of a Predict output (its metadata ``course``): the question and the options."""
-    q = html.escape(str(meta.get("question", "")))
+    q = _site_html(meta.get("question", ""))
     if "choices" in meta:
-        opts = "".join(f"<li>{html.escape(str(c))}</li>" for c in meta["choices"])
+        opts = "".join(f"<li>{_site_html(c)}</li>" for c in meta["choices"])
         body = f"<ul class='course-predict-choices'>{opts}</ul>"
     else:
         low, high, _ = meta.get("number", [0, 0, 0])
@@ -224,6 +234,6 @@ def static_question_html(meta: dict) -> str:
 
 def static_answer_html(meta: dict) -> str:
     """The site's form of a reveal output: the run's answer and why, folded (<details>)."""
-    why = f"<p>{html.escape(str(meta.get('why', '')))}</p>" if meta.get("why") else ""
+    why = f"<p>{_site_html(meta.get('why', ''))}</p>" if meta.get("why") else ""
     return (f"<details class='course-reveal'><summary>The answer (from this run)</summary>"
-            f"<p>The run's answer: <b>{html.escape(str(meta.get('answer', '')))}</b>.</p>{why}</details>")
+            f"<p>The run's answer: <b>{_site_html(meta.get('answer', ''))}</b>.</p>{why}</details>")
