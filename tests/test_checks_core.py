@@ -11,7 +11,7 @@ from utils.checks.expect import call, expect_tensor
 
 def test_passed_keeps_the_answer(capsys):
     assert check("1.3", cv.affine_log_prob) is cv.affine_log_prob
-    assert "✅ Exercise 1.3" in capsys.readouterr().out
+    assert "✔ Exercise 1.3" in capsys.readouterr().out
 
 
 def test_not_attempted_falls_back_to_reference_and_says_so(capsys):
@@ -27,7 +27,7 @@ def test_failure_falls_back_and_tells_what_is_wrong(capsys):
         return torch.zeros(x.shape[0], dtype=x.dtype)
     assert check("1.3", wrong) is cv.affine_log_prob
     out = capsys.readouterr().out
-    assert "❌" in out and "should be" in out and "Fix yours" in out
+    assert "✘" in out and "should be" in out and "Fix yours" in out
 
 
 def test_student_exception_names_the_line_not_utils():
@@ -166,3 +166,20 @@ def test_feedback_is_deterministic_and_leaves_the_global_rng_alone():
     run_check("2.1", __import__("utils.flows", fromlist=["AffineCoupling"]).AffineCoupling)
     got = (torch.rand(3), np.random.rand(), random.random())
     assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
+
+
+def test_status_marks_need_no_emoji_font():
+    """Walk-through 3, p5: ✅ ❌ ⏳ showed as empty boxes where no emoji font is installed. The marks of the three
+    outcomes (and of the claims) must be glyphs of DejaVu Sans, the font matplotlib ships and most desktops have."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    from utils.checks.core import FAILED, NOT_ATTEMPTED, PASSED, Result
+
+    font = FT2Font(font_manager.findfont("DejaVu Sans", fallback_to_default=False))
+    marks = {Result("1.3", "t", status).report()[0] for status in (PASSED, FAILED, NOT_ATTEMPTED)} | {"✔", "✘"}
+    assert len(marks) == 3, marks  # three outcomes, three different marks; the claims use the same ✔ and ✘
+    missing = [m for m in marks if font.get_char_index(ord(m)) == 0]
+    assert not missing, f"marks without a DejaVu Sans glyph: {missing}"
+    for emoji in "✅❌⏳":  # and the test can fail: the emoji marks have no glyph there
+        assert font.get_char_index(ord(emoji)) == 0

@@ -45,7 +45,7 @@ def test_reference_solutions_fast_equal_their_full_run(tmp_path):
     assert g.flag == "", g.notes
     for id, stored in expected.items():
         r = g.results[id]
-        report = f"✅ Exercise {id} ({r.title}): passed." + (f" {r.message}" if r.message else "")
+        report = f"✔ Exercise {id} ({r.title}): passed." + (f" {r.message}" if r.message else "")
         assert r.status == "passed" and report in stored, (id, r.message, stored)
 
 

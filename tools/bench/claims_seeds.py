@@ -127,7 +127,7 @@ def run_notebook(path: Path, seed: int, keep: Path | None = None, timeout: int =
         if not r["holds"]:
             cell = next((t for t in texts if f"✘ {r['text']}" in t), "")
             outputs[r["text"]] = cell[-OUTPUT_CHARS:]
-    failed_checks = [ln for t in texts for ln in t.splitlines() if ln.startswith("❌")]
+    failed_checks = [ln for t in texts for ln in t.splitlines() if ln.startswith("✘ Exercise")]
     return {"seconds": round(seconds, 1), "error": error, "claims": claims, "failed_checks": failed_checks,
             "outputs": outputs, "source": source}
 

@@ -48,7 +48,7 @@ def feedback(sg: StudentGrade, ids: list[str]) -> str:
         lines += ["**Tampering detected: the course's check machinery was modified during grading. "
                   "The exercises checked while it was modified get 0 points (see the notes below).**", ""]
     lines += [f"**Total: {sg.total(ids):g} / {max_total:g} points.** Files: {', '.join(sg.files) or 'none'}.", ""]
-    icon = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "⏳"}
+    icon = {PASSED: "✔", FAILED: "✘", NOT_ATTEMPTED: "○"}
     for i in ids:
         r = sg.results.get(i)
         if r is None:

@@ -115,10 +115,10 @@ class Result:
     def report(self) -> str:
         head = f"Exercise {self.id} ({self.title})"
         if self.status == PASSED:
-            return f"✅ {head}: passed." + (f" {self.message}" if self.message else "")
+            return f"✔ {head}: passed." + (f" {self.message}" if self.message else "")
         if self.status == NOT_ATTEMPTED:
-            return f"⏳ {head}: not attempted yet (it still raises NotImplementedError)."
-        return f"❌ {head}: not yet right.\n{self.message}"
+            return f"○ {head}: not attempted yet (it still raises NotImplementedError)."
+        return f"✘ {head}: not yet right.\n{self.message}"
 
     def __str__(self) -> str:
         return self.report()
@@ -195,7 +195,7 @@ def check(id: str, answer: Any, quiet: bool = False) -> Any:
     try:
         ex = get_exercise(id)
     except CheckFailure as e:
-        print(f"❌ {e}")
+        print(f"✘ {e}")
         return answer
     res = run_check(id, answer)
     if not quiet:
