@@ -36,3 +36,22 @@ def test_the_waiting_list_only_shrinks():
     lines = _lines()
     fits = [m for m in OVER if lines.get(m, 0) <= LIMIT]
     assert not fits, f"{fits} now fit in {LIMIT} lines (or are gone): remove them from OVER"
+
+
+def test_the_package_map_names_every_module():
+    """utils/__init__.py's docstring is the map a newcomer reads: every module of utils/ (and of its
+    subpackages) is named there, so a new module cannot land unannounced."""
+    import utils
+
+    doc = utils.__doc__
+    missing = []
+    for p in sorted((ROOT / "utils").rglob("*.py")):
+        if "__pycache__" in p.parts or p.name == "__init__.py" or CHECK_MODULE.fullmatch(p.relative_to(ROOT).as_posix()):
+            continue
+        parts = p.relative_to(ROOT / "utils").with_suffix("").parts
+        names = {".".join(parts), parts[-1], f"utils.{'.'.join(parts)}"}
+        if parts[0] == "widgets":  # the widget modules are named by their widget
+            continue
+        if not any(re.search(rf"``(utils\.)?{re.escape(n)}``", doc) for n in names):
+            missing.append(".".join(parts))
+    assert not missing, f"utils/__init__.py's docstring does not name: {missing}"

@@ -2,14 +2,16 @@
 
 One concept a module, each naming the notebook that teaches it:
 
-- ``utils.checks``        exercise registry and checks, one module a notebook (00)
+- ``utils.checks``        exercise registry and checks, one module a notebook (00); ``checks.core``
+                          runs them (registry, seeding, results), ``checks.expect`` compares answers
 - ``utils.errors``        clear messages for bad input (00)
 - ``utils.runtime``       device, seeds, progress bars, timing (00)
 - ``utils.claims``        checked claims: a sentence about results, tested on the numbers (02 to 07)
-- ``utils.references``    converged references: each notebook's recipe trained to convergence, in weights/ (02 to 07)
+- ``utils.references``    converged references: each notebook's recipe trained to convergence, in weights/ (02 to 09)
 - ``utils.plotting``      the course's colours and figure helpers (00)
 - ``utils.widgets``       the interactive figures, one module a widget: push-forward (00), vector field
-                          explorer (03), SDE versus ODE (04), path explorer (05)
+                          explorer (03), SDE versus ODE (04), path explorer (05), few-step (08),
+                          token by token (09); ``widgets.predict``: predict, then run (00 to 09)
 - ``utils.datasets``      2D toy data made on the fly: moons, 8 Gaussians, checkerboard (00)
 - ``utils.changevars``    change of variables: densities of push-forwards, Jacobians (01)
 - ``utils.flows``         coupling layers, flow stacks, the exact moons density (02)
@@ -30,6 +32,16 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.showdown``      path energy and NPE, reflow pairs, quality against NFE (06)
 - ``utils.digits``        8x8 digits, reference classifier, nearest-neighbour distances, grids (07)
 - ``utils.guidance``      label dropout, classifier-free guidance, the guided sampler (07)
+- ``utils.fewstep``       distillation, consistency, shortcut and MeanFlow models and samplers (08)
+- ``utils.fewstep_digits`` 07's digit flow distilled into a one-step map (08)
+- ``utils.discrete``      discrete flow matching: mixture paths over tokens, the factorised posterior,
+                          the Euler CTMC sampler, guidance (09)
+
+Converged references (``utils.references`` registers and loads them; each notebook's recipe, trained by
+``make weights``): 02 and 03 in ``utils.flows`` and ``utils.divergence``, ``utils.score_references`` (04,
+with the noise-level sweep), ``utils.cfm_references`` (05), ``utils.showdown_references`` (06),
+``utils.digits_references`` (07), ``utils.fewstep_references`` (08), ``utils.discrete_references`` (09,
+with the judge that scores generated digits).
 """
 from . import plotting  # noqa: F401  (the course's figure defaults)
 from .checks import check
