@@ -193,6 +193,12 @@ def affine_diag_det(x, A, b):
     return cv.standard_normal_log_prob(torch.linalg.solve(A, (x - b).T).T) - torch.log(A.diagonal().abs()).sum()
 
 
+def affine_density_then_log(x, A, b):  # issue 20: right near the data, -inf far from it
+    z = torch.linalg.solve(A, (x - b).T).T
+    density = torch.exp(-0.5 * (z**2).sum(-1)) / (2 * torch.pi)
+    return torch.log(density) - torch.linalg.slogdet(A).logabsdet
+
+
 def ladj_whole_batch(f, x):  # walkthrough-3 m4: the Jacobian of the whole batch, (n, d, n, d)
     J = torch.autograd.functional.jacobian(f, x)
     return torch.linalg.slogdet(J).logabsdet
@@ -219,7 +225,7 @@ WRONG = {
     "1.3": [(affine_no_det, "Jacobian term is missing"), (affine_plus_det, "wrong sign"),
             (affine_forward, "forward map"), (affine_right_inverse, "inverse of the transpose"),
             (affine_no_b, "without b"), (affine_log_det_no_abs, "absolute value"),
-            (affine_diag_det, "only for triangular A")],
+            (affine_diag_det, "only for triangular A"), (affine_density_then_log, "work in log space")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)

@@ -122,6 +122,19 @@ class CouplingWhere(flows.AffineCoupling):
         return torch.where(keep, x, (x - t) / torch.exp(s)), -torch.where(keep, torch.zeros_like(s), s).sum(1)
 
 
+class CouplingLogdetDetached(flows.AffineCoupling):
+    """Issue 20: the values are right, but the log-det is cut off from training."""
+    def inverse(self, x):
+        z, ld = super().inverse(x)
+        return z, ld.detach()
+
+
+class CouplingNoGrad(flows.AffineCoupling):
+    def forward(self, z):
+        with torch.no_grad():
+            return super().forward(z)
+
+
 # ---- 2.2
 class FlowReduce(nn.Module):
     def __init__(self, layers):
@@ -220,6 +233,16 @@ class FlowPlainList(flows.Flow):
         return self._layers
 
 
+class FlowLogdetItem(flows.Flow):
+    """Issue 20: log-dets added as numbers (the values right, the gradient gone)."""
+    def inverse(self, x):
+        total = torch.zeros(x.shape[0], dtype=x.dtype)
+        for layer in reversed(self.layers):
+            x, ld = layer.inverse(x)
+            total = total + torch.tensor(ld.tolist(), dtype=x.dtype)
+        return x, total
+
+
 # ---- 2.3
 def nll_distributions(flow, x):
     z, log_det = flow.inverse(x)
@@ -282,10 +305,12 @@ WRONG = {
             (CouplingInverseOrder, "undo the shift"), (CouplingInverseSign, "sign"),
             (CouplingExpLogdet, "not of exp(s)"), (CouplingAdditive, "additive"),
             (CouplingWrongHalf, "unchanged"), (CouplingUnmasked, "pass z * mask"),
-            (CouplingShiftFirst, "shifted before scaling"), (CouplingNoExp, "scaled by s itself")],
+            (CouplingShiftFirst, "shifted before scaling"), (CouplingNoExp, "scaled by s itself"),
+            (CouplingLogdetDetached, "log-det of `inverse(x)` with mask [1, 0] carries no gradient"), (CouplingNoGrad, "carry no gradient")],
     "2.2": [(FlowSameOrder, "reversed"), (FlowLastLogdet, "last layer's only"), (FlowPlainList, "ModuleList"),
             (FlowFirstLogdet, "first layer's only"), (FlowReversedForward, "reverse order"),
-            (FlowInverseCallsForward, "layer.inverse(x)"), (FlowInverseLogdetSign, "sign of the forward's")],
+            (FlowInverseCallsForward, "layer.inverse(x)"), (FlowInverseLogdetSign, "sign of the forward's"),
+            (FlowLogdetItem, "log-det of `inverse(x)` carries no gradient")],
     "2.3": [(nll_logdet_detached, "gradient of the NLL with respect to `A` is not"),
             (nll_no_grad, "carries no gradient"), (nll_no_logdet, "missing"), (nll_logdet_sign, "wrong sign"), (nll_forward, "inverse"),
             (nll_sum, "mean"), (nll_per_point, "scalar"), (log_likelihood, "minus the log-likelihood")],

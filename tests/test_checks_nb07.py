@@ -46,6 +46,14 @@ def nn_first_reference_row(x, reference):
     return torch.linalg.norm(x - reference[0], dim=1)
 
 
+def nn_expanded_unclamped(x, reference):
+    """|a|^2 + |b|^2 - 2 a.b unclamped: for a copied row rounding leaves about -1e-15 or +1e-15, depending on
+    the CPU's kernels; the negative case (sqrt -> NaN) is set here, so that the test is the same everywhere."""
+    sq = (x**2).sum(1, keepdim=True) + (reference**2).sum(1) - 2 * x @ reference.T
+    sq = torch.where(torch.cdist(x, reference) == 0, torch.full_like(sq, -1e-15), sq)
+    return sq.min(dim=1).values.sqrt()
+
+
 # ---- 7.2 label dropout
 def drop_bernoulli(y, p_uncond, null_label, generator):
     keep = torch.bernoulli(torch.full(y.shape, 1 - p_uncond), generator=generator).bool()
@@ -195,7 +203,8 @@ CORRECT = {
 WRONG = {
     "7.1": [(nn_squared, "squared"), (nn_mean, "averaged"), (nn_argmin, "indices"),
             (nn_wrong_axis, "one number per reference row"), (nn_l1, "L1 (city-block)"),
-            (nn_first_reference_row, "wrong value: the distances for 64-dimensional points")],
+            (nn_first_reference_row, "wrong value: the distances for 64-dimensional points"),
+            (nn_expanded_unclamped, "NaN exactly at the rows that copy a reference row")],
     "7.2": [(drop_keep_swapped, "kept each label with probability p_uncond"), (drop_to_zero, "label of the digit 0"),
             (drop_in_place, "in place"), (drop_whole_batch, "each example separately"),
             (drop_no_generator, "generator"), (drop_fixed_count, "dropped independently")],

@@ -15,7 +15,7 @@ def test_writes_the_quiet_settings(tmp_path):
     overrides = json.loads((tmp_path / "share/jupyter/lab/settings/overrides.json").read_text())
     assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
     assert page["disabledExtensions"]["@jupyterlab/lsp-extension"] is True  # its /lsp/status was a 404
-    assert len(written) == 3 + len(labconfig.SERVER_DISABLED)
+    assert len(written) == 4 + len(labconfig.SERVER_DISABLED)
 
 
 def test_the_server_snapshots_course_widgets_on_save_without_importing_torch(tmp_path):
@@ -41,3 +41,22 @@ def test_keeps_existing_settings(tmp_path):
     labconfig.write(tmp_path)
     data = json.loads(page.read_text())
     assert data["disabledExtensions"]["other"] is True and data["lockedExtensions"] == {"x": True}
+
+
+def test_the_environments_kernels_start_without_the_tcp_warning():
+    """Walk-through 3, m6: every kernel printed ipykernel's "running over TCP without encryption ... eavesdropping"
+    warning. A kernel of this environment (the set-up ran labconfig) starts and stops without it; with the kernel
+    config file moved away, the same probe sees the warning (checked when this test was written)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = Path(sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"
+    assert config.exists(), "run the set-up (make setup-dev): tools.course.labconfig writes the kernel config"
+    probe = ("from jupyter_client.manager import start_new_kernel\n"
+             "km, kc = start_new_kernel(kernel_name='python3')\n"
+             "kc.execute_interactive('1 + 1', timeout=60)\n"
+             "kc.stop_channels(); km.shutdown_kernel(now=True)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "eavesdropping" not in out.stderr and "eavesdropping" not in out.stdout, out.stderr[-2000:]

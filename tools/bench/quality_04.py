@@ -4,7 +4,7 @@ The notebook's tables with more points, more repeats and several seeds: the 8-Ga
 VP SDE, clouds of 1000 points averaged over 4 repeats against stratified exact samples.
 
 - Exact score: step counts 1 to 1000 for both samplers, each run's W2 beside the floor (an exact
-  sample) and the ceiling (the untouched noise x0), and the NFE the ODE needs to match the SDE's
+  sample) and the do-nothing baseline (the untouched noise x0), and the NFE the ODE needs to match the SDE's
   1000-step quality (within the measured noise of an entry).
 - Learned score (a 3x64 TimeMLP trained by denoising score matching for 4000 steps), over SEEDS
   independent trainings and noise draws: mean and standard deviation of W2 for the SDE and the ODE,
@@ -64,13 +64,13 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def learned_over_seeds(sde, target, floor: float, seeds=SEEDS, num_steps: int = 4000) -> list[dict]:
     """Train one score model per seed, sample from fresh noise per seed; W2 mean +- sd over seeds."""
     per_run: dict[tuple, list[float]] = {}
-    diffs, ceilings = [], []
+    diffs, baselines = [], []
     for seed in seeds:
         model, _ = train_score_model(sde, target.sample(50_000, 5 + seed), num_steps=num_steps, batch_size=512,
                                      seed=seed)
         rows = quality_against_nfe(sde, model, target, LEARNED_SDE_STEPS, LEARNED_ODE_RUNS, n=N, repeats=REPEATS,
                                    seed=seed, desc=f"learned score, seed {seed}")
-        ceilings.append(w2_noise_baseline(sde, target, n=N, repeats=REPEATS, seed=seed))
+        baselines.append(w2_noise_baseline(sde, target, n=N, repeats=REPEATS, seed=seed))
         for r in rows:
             per_run.setdefault((r["sampler"], r["method"], r["setting"], r["nfe"] if r["method"] != "dopri5" else -1),
                                []).append(r["w2"])
@@ -84,8 +84,9 @@ def learned_over_seeds(sde, target, floor: float, seeds=SEEDS, num_steps: int = 
         out.append(dict(name=f"learned score, {k} seeds: {sampler} {method} ({setting:g})"
                              + (f", NFE {nfe}" if nfe >= 0 else ""),
                         value=m, target=None, floor=floor, note=f"mean ± sd over seeds: {m:.3f} ± {sd:.3f}"))
-    m, sd = _mean_sd(ceilings)
-    out.append(dict(name=f"learned score, {k} seeds: ceiling (untouched noise x0)", value=m, target=None, floor=floor,
+    m, sd = _mean_sd(baselines)
+    out.append(dict(name=f"learned score, {k} seeds: do-nothing baseline (untouched noise x0)", value=m,
+                    target=None, floor=floor,
                     note=f"{m:.3f} ± {sd:.3f}"))
     m, sd = _mean_sd(diffs)
     from scipy.stats import t as student_t
@@ -104,8 +105,8 @@ def run() -> list[dict]:
     sde, target = VPSDE(), eight_gaussians_mixture()
     floor, spread = w2_floor_spread(target, n=N, pairs=8)
     noise = spread / math.sqrt(REPEATS)
-    ceiling = w2_noise_baseline(sde, target, n=N, repeats=REPEATS)
-    rows = [dict(name="ceiling: the untouched noise x0 (seed 0)", value=ceiling, target=None, floor=floor,
+    baseline = w2_noise_baseline(sde, target, n=N, repeats=REPEATS)
+    rows = [dict(name="do-nothing baseline: the untouched noise x0 (seed 0)", value=baseline, target=None, floor=floor,
                  note="a sampler no better than this has produced nothing")]
     rows += _summary(quality_against_nfe(sde, target.score_fn(sde), target, SDE_STEPS, ODE_RUNS, n=N,
                                          repeats=REPEATS, desc="exact score"), "exact score", floor, noise)

@@ -16,7 +16,10 @@ environment's ``etc/jupyter``, without starting Jupyter once per extension
   ``utils/widgets/saved.py`` alone: no torch in the server) turns each course widget's output into
   its last image and "run this cell again to use its controls", and drops the widget state, so a
   reopened notebook shows no dead controls and is not marked modified by opening it;
-- the language-server front-end plugin is off with its server (it asked for ``/lsp/status``: a 404).
+- the language-server front-end plugin is off with its server (it asked for ``/lsp/status``: a 404);
+- the kernels log errors only (``etc/ipython/ipython_kernel_config.py``, read by every kernel this
+  environment's Python starts: JupyterLab's, nbclient's, nbval's), which silences ipykernel's warning,
+  once a kernel, that TCP is unencrypted (walk-through 3, m6).
 """
 from __future__ import annotations
 
@@ -50,6 +53,13 @@ _spec.loader.exec_module(_snapshot)
 c.ContentsManager.pre_save_hook = _snapshot.pre_save_hook
 """
 
+KERNEL_CONFIG_PY = """# Written by tools.course.labconfig (make lab's set-up).
+# The course's kernels run on this machine and talk to JupyterLab, nbclient or nbval over 127.0.0.1 only;
+# ipykernel's warning that TCP is unencrypted ("susceptible to eavesdropping"), printed once a kernel, is
+# noise there. So the kernel logs errors only; what cells print is not affected.
+c.IPKernelApp.log_level = "ERROR"
+"""
+
 SETTINGS_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
 
 
@@ -67,7 +77,10 @@ def write(prefix: Path = Path(sys.prefix)) -> list[Path]:
     hook = etc / "jupyter_server_config.py"
     hook.parent.mkdir(parents=True, exist_ok=True)
     hook.write_text(SERVER_CONFIG_PY.format(hook=str(SNAPSHOT_HOOK)))
-    written = [page, overrides, hook]
+    kernel = prefix / "etc" / "ipython" / "ipython_kernel_config.py"
+    kernel.parent.mkdir(parents=True, exist_ok=True)
+    kernel.write_text(KERNEL_CONFIG_PY)
+    written = [page, overrides, hook, kernel]
     for name in SERVER_DISABLED:
         path = etc / "jupyter_server_config.d" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -283,6 +283,8 @@ def expect_gradient(got: torch.Tensor, expected: torch.Tensor, wrt: Sequence[tor
     for gg, ge, wname in zip(g_got, g_exp, wrt_names):
         if ge is None:
             continue
+        if gg is None and torch.allclose(ge.double(), torch.zeros_like(ge, dtype=torch.float64), atol=atol):
+            continue  # the reference's gradient is zero there too (a part that does not enter the result)
         if gg is None:
             raise CheckFailure(f"The values are right, but no gradient reaches `{wname}` through {name}: the part "
                                f"that depends on it was computed under {cut}.{why}")

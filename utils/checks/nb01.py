@@ -246,4 +246,14 @@ def check_1_3(answer):
     m = cv.grid_integral(lambda p: answer(p, A, b), lim=12.0, n=400)
     if abs(m - 1) > 1e-3:  # the Gaussian's mass outside [-12, 12]^2 and the grid error are below 1e-6
         raise CheckFailure(f"Your density integrates to {fmt(m, 6)} on a grid, not 1.")
-    return "It equals N(b, A A^T), negative det A included, and integrates to 1 within 1e-3 on a grid."
+    far = torch.tensor([[60.0, 60.0], [-45.0, 30.0], [0.0, -80.0]], dtype=torch.float64)  # issue 20: far points
+    got = expect_tensor(call(answer, far.clone(), A.clone(), b.clone(), name="affine_log_prob"), (3,),
+                        "log p_X(x) at far points", finite=False)
+    want = torch.distributions.MultivariateNormal(b, covariance_matrix=A @ A.T).log_prob(far)
+    if not torch.isfinite(got).all() or not close(got, want, 1e-8, 1e-8):
+        raise CheckFailure("Right near the data, but at far points such as (60, 60) your log-density is "
+                           f"{fmt(float(got[0]), 4)}, not {fmt(float(want[0]), 4)}: there the density exp(-|z|^2 / 2) "
+                           "underflows to 0 and its log is -inf. Work in log space: add log-densities "
+                           "(standard_normal_log_prob(z)) and log-determinants, never take the log of a density.")
+    return "It equals N(b, A A^T), negative det A included, far from the data too, and integrates to 1 within 1e-3 " \
+           "on a grid."

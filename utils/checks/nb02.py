@@ -40,6 +40,31 @@ def _log_det_autograd(f, z: torch.Tensor) -> torch.Tensor:
     return torch.linalg.slogdet(cv.jacobian(lambda v: f(v)[0], z)).logabsdet
 
 
+TRAINS = ("Notebook 02 trains the flow by backpropagating the NLL through these log-dets into the networks "
+          "that compute s and t (its training loop calls loss.backward()).")
+
+
+def _expect_graph(points: torch.Tensor, what: str) -> None:
+    if not points.requires_grad:
+        raise CheckFailure(f"The points of {what} carry no gradient: they were computed under torch.no_grad(), "
+                           ".detach() or .data. " + TRAINS)
+
+
+def _expect_log_det_gradient(f, module: nn.Module, y: torch.Tensor, what: str) -> None:
+    """The log-det that ``f`` (forward or inverse) returns must carry its gradient to the parameters: the
+    reference is log|det| of autograd's Jacobian of ``f``'s points, built with create_graph so that it is a
+    function of the parameters too (its values were checked against the same Jacobian before)."""
+    v = y.detach().requires_grad_(True)
+    with torch.enable_grad():
+        points, log_det = _pair(call(f, v), what)
+        _expect_graph(points, what)
+        rows = [torch.autograd.grad(points[:, i].sum(), v, create_graph=True)[0] for i in range(v.shape[1])]
+        expected = torch.linalg.slogdet(torch.stack(rows, dim=1)).logabsdet
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        expect_gradient(log_det, expected, [p for _, p in named], [n for n, _ in named],
+                        name=f"the log-det of {what}", why=TRAINS)
+
+
 # ------------------------------------------------------------------ 2.1
 
 @exercise("2.1", title="Affine coupling layer: forward, inverse and log-det", notebook=NB,
@@ -59,6 +84,7 @@ def check_2_1(answer):
         lead = f"With mask {mask.int().tolist()}"
         x, log_det = _pair(call(layer, z, name="AffineCoupling.forward"), "`forward(z)`")
         x = expect_tensor(x, z.shape, f"x = forward(z) {where}")
+        _expect_graph(x, f"`forward(z)` {where}")
         log_det = expect_tensor(log_det, (z.shape[0],), f"the log-det of forward {where}")
         if not torch.allclose(x[:, kept], z[:, kept]):
             raise CheckFailure(f"{lead}: the coordinates where mask is 1 must pass through unchanged "
@@ -133,7 +159,9 @@ def check_2_1(answer):
         expect_close(call(layer.inverse, y)[1], _log_det_autograd(layer.inverse, y),
                      f"the log-det of inverse {where} (against autograd's full Jacobian)", atol=1e-6)
         expect_close(call(layer, call(layer.inverse, y)[0])[0], y, f"forward(inverse(x)) {where}", atol=1e-6)
-    return "inverse(forward(z)) = z, and both log-dets equal autograd's log|det J|."
+        _expect_log_det_gradient(layer.inverse, layer, y, f"`inverse(x)` {where}")
+        _expect_log_det_gradient(layer, layer, z, f"`forward(z)` {where}")
+    return "inverse(forward(z)) = z, and both log-dets equal autograd's log|det J|, gradients included."
 
 
 # ------------------------------------------------------------------ 2.2
@@ -163,6 +191,7 @@ def check_2_2(answer):
     z = torch.randn(40, 2, generator=torch.Generator().manual_seed(23), dtype=torch.float64)
     x, log_det = _pair(call(flow, z, name="Flow.forward"), "`forward(z)`")
     x = expect_tensor(x, z.shape, "x = forward(z)")
+    _expect_graph(x, "`forward(z)`")
     log_det = expect_tensor(log_det, (40,), "the log-det of forward")
     want, lds = z, []
     for layer in layers:
@@ -196,7 +225,9 @@ def check_2_2(answer):
     expect_close(log_det_inv, -expected, "the log-det of inverse", atol=1e-6, mistakes=[
         (expected, "The inverse's log-det has the sign of the forward's: sum the log-dets that each "
                    "layer.inverse returns (each is minus the forward's).")])
-    return "forward and inverse compose the layers in the right orders, and log-dets add up."
+    _expect_log_det_gradient(flow.inverse, flow, x.detach(), "`inverse(x)`")
+    _expect_log_det_gradient(flow, flow, z, "`forward(z)`")
+    return "forward and inverse compose the layers in the right orders, and log-dets add up, gradients included."
 
 
 # ------------------------------------------------------------------ 2.3
