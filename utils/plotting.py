@@ -41,8 +41,13 @@ def scatter(ax, x, kind: str = "data", label: str | None = None, s: float = 4, a
                       label=label if label is not None else kind)
 
 
-def setup_axes(ax, title: str, xlabel: str = "$x_1$", ylabel: str = "$x_2$", lim: float | None = None):
-    """Title, axis labels and (optionally) square limits [-lim, lim]^2."""
+def setup_axes(ax, title: str, xlabel: str = "first coordinate", ylabel: str = "second coordinate",
+               lim: float | None = None):
+    """Title, axis labels and (optionally) square limits [-lim, lim]^2.
+
+    The default labels name coordinates in words: $x_1$ is a data point in the flow-matching notebooks
+    (review 3, P10), so no figure uses it for an axis.
+    """
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
