@@ -121,3 +121,17 @@ def test_fixture_class_grades(both):
     assert faulty.results["1.1"].status == "passed" and faulty.results["1.3"].status == "passed"
     assert not any("graded again with every cell" in n for n in faulty.notes)
     assert faulty.results["0.1"].status == "failed" and "did not finish" in faulty.results["0.1"].message
+
+
+def test_grading_says_what_it_does_at_least_every_five_seconds():
+    """Walk-through 3, point 3: one student takes about 13 s, which must not look like a hang. The heartbeat
+    logs the status every HEARTBEAT_S seconds while grading runs, and stops with it."""
+    import time
+
+    lines = []
+    with G._heartbeat(lines.append, lambda: f"tick {len(lines)}", every=0.05):
+        time.sleep(0.32)
+    after = len(lines)
+    time.sleep(0.15)
+    assert after >= 4 and lines[0] == "tick 0" and len(lines) == after, lines
+    assert G.HEARTBEAT_S <= 5

@@ -193,9 +193,7 @@ KEY_EXPRESSIONS: dict[str, list[str]] = {
 }
 # Exercises whose first-level hint has not been rewritten yet (issue 21): their notebooks are converted by
 # other helpers; remove an entry when its hint names the idea only. These are expected to fail (xfail, not strict).
-HINT_RULE_PENDING: set[str] = {
-    "8.4",
-}
+HINT_RULE_PENDING: set[str] = set()
 
 
 def _squash(text: str) -> str:

@@ -102,7 +102,21 @@ def _widgets():
         "paths": (lambda: PathExplorer(num_frames=12, n_particles=40),
                   lambda w: [(w.t, 0.9), (w.x1_index, 7), (w.path_name, "VP"), (w.t, 0.0), (w.path_name, "OT"),
                              (w.sigma_min, 0.3), (w.t, w.t.max), (w.x1_index, 0)]),
+        "fewstep": (_fewstep_widget, lambda w: [(w.nfe, 4), (w.nfe, 8), (w.nfe, 1), (w.nfe, 2)]),
     }
+
+
+def _fewstep_widget():
+    """Notebook 08's layout: six samplers with its names (two rows), analytic fields in place of its models."""
+    from utils.datasets import moons
+    from utils.showdown import flow_sampler
+    from utils.widgets import FewStepWidget
+
+    x0 = torch.randn(200, 2, generator=torch.Generator().manual_seed(8))
+    fields = {"distillation": lambda x, t: -x, "consistency": lambda x, t: 0.5 * x,
+              "shortcut": lambda x, t: torch.stack([-x[:, 1], x[:, 0]], 1), "MeanFlow": lambda x, t: 0 * x,
+              "OT-CFM (06)": lambda x, t: x * t[:, None], "reflow (06)": lambda x, t: -2 * x}
+    return FewStepWidget({name: flow_sampler(f) for name, f in fields.items()}, x0, moons(200), max_nfe=8)
 
 
 WIDGETS = _widgets()

@@ -1,6 +1,6 @@
 """Few-step digits (notebook 08): notebook 07's class-conditional flow distilled into a one-step map.
 
-    teacher, _ = train_guided(x_train, y_train, num_steps=400)           # notebook 07's recipe
+    teacher = load_reference("07_digits")[0]        # notebook 07's recipe, converged (or train_guided(...))
     student, losses = train_distilled_digits(teacher, num_steps=600)     # f(x, t, y) = x + (1 - t) F(x, t, y)
     x = digits_sampler(student)(x0, labels, nfe)                         # nfe steps towards the predicted digit
     row = judge_samples(x, labels, data, classifier)   # accuracy, NN median, W2 (07's measures), class spread

@@ -64,8 +64,10 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -100,6 +102,27 @@ def _local_jobs(jobs: int | None) -> int:
     return max(1, jobs or os.cpu_count() or 1)
 
 
+HEARTBEAT_S = 5.0  # a progress line at least this often: one student takes about 13 s
+
+
+@contextmanager
+def _heartbeat(log, status, every: float = HEARTBEAT_S):
+    """Call ``log(status())`` every ``every`` seconds while the block runs, so that grading never goes silent
+    for longer (walk-through 3: a phase over 5 s says what it does)."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(every):
+            log(status())
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def grade(submissions: Path, out: Path, exercises=None, limits: Limits | None = None,
           jobs: int | None = 1, log=print, scheduler: str | None = None, resume: bool = False,
           fast: bool = True) -> list[StudentGrade]:
@@ -126,15 +149,24 @@ def grade(submissions: Path, out: Path, exercises=None, limits: Limits | None = 
     # files are the same ones, checked before and after each student
     expected = course_files() if scheduler not in (None, "", "local") else None
 
+    finished, start = [], time.monotonic()
+
     def done(g: StudentGrade) -> None:
         store.add(g)
-        log(f"graded {g.student}: {g.total():g} points ({g.seconds:.0f} s){' ' + g.flag.upper() if g.flag else ''}")
+        finished.append(g.student)
+        log(f"graded {g.student}: {g.total():g} points ({g.seconds:.0f} s){' ' + g.flag.upper() if g.flag else ''}"
+            f" [{len(finished)} of {len(todo)}]")
 
-    if todo and scheduler is None and _local_jobs(jobs) == 1:
-        for s, p in todo:
-            done(grade_student(s, p, exercises, limits, fast))
-    elif todo:
-        _on_dask(todo, exercises, limits, fast, expected, jobs, scheduler, done, log)
+    def status() -> str:
+        return f"  ... grading: {len(finished)} of {len(todo)} student(s) done, {time.monotonic() - start:.0f} s"
+
+    with _heartbeat(log, status):
+        if todo and scheduler is None and _local_jobs(jobs) == 1:
+            for k, (s, p) in enumerate(todo, 1):
+                log(f"grading {s} ({k} of {len(todo)}): running its notebooks in a fresh kernel")
+                done(grade_student(s, p, exercises, limits, fast))
+        elif todo:
+            _on_dask(todo, exercises, limits, fast, expected, jobs, scheduler, done, log)
     store.write()
     return store.grades()
 
