@@ -44,8 +44,10 @@ endef
 setup: $(STAMP)
 setup-dev: $(DEV_STAMP)
 
-# The course: what running the notebooks needs (requirements.txt).
-$(STAMP): requirements.txt pyproject.toml
+# The course: what running the notebooks needs (requirements.txt). labconfig.py is a prerequisite so that an
+# update of the lab's settings (the save hook, quiet kernels) reaches existing environments: pip then finds
+# every package in place, which takes seconds.
+$(STAMP): requirements.txt pyproject.toml tools/course/labconfig.py
 	echo "== Setting up the course in $(VENV)/: the pinned packages of requirements.txt."
 	echo "   The first time this downloads about 2 GB and takes a few minutes; later runs skip it."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
