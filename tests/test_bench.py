@@ -24,7 +24,8 @@ def test_the_notebook_has_one_seed_line_the_sweep_can_set():
 def test_parse_reads_the_stored_showdown():
     show = quality_06.parse_showdown(_stored_text())
     assert show["nfe"] == [1, 2, 4, 8, 16, 100]
-    assert set(show["rows"]) == {"reverse SDE", "probability flow ODE", "FM-VP", "I-CFM", "OT-CFM", "reflow"}
+    assert set(show["rows"]) == {"reverse SDE", "probability flow ODE", "DDPM (ancestral)", "FM-VP", "I-CFM", "OT-CFM",
+                                 "reflow"}
     assert all(len(r["w2"]) == 6 for r in show["rows"].values())
     assert show["floor"] < show["goal"] < show["baseline"] and show["tol"] > 0
     assert show["rows"]["OT-CFM"]["reach"] == 1  # what the notebook's own claim says

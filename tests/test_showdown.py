@@ -79,3 +79,21 @@ def test_quality_table_keeps_samples():
     assert set(kept) == {("shifted", 1), ("shifted", 2)} and torch.equal(kept["shifted", 2], ref + 0.5)
     with pytest.raises(InputError, match="samples"):
         quality_vs_nfe(samplers, torch.zeros(200, 2), ref, [1], samples=[])
+
+
+def test_ddpm_sampler_is_the_respaced_ancestral_sampler_with_its_seed():
+    """06's DDPM row: the same samples as utils.samplers.sample_ddpm with nfe steps and the given seed."""
+    import torch
+
+    from utils.mixtures import eight_gaussians_mixture
+    from utils.samplers import sample_ddpm
+    from utils.sde import VPSDE
+    from utils.showdown import ddpm_sampler
+
+    sde, target = VPSDE(), eight_gaussians_mixture()
+    score = target.score_fn(sde)
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    got = ddpm_sampler(sde, score, seed=4)(x0, 5)
+    want = sample_ddpm(sde, score, x0, num_steps=5, generator=torch.Generator().manual_seed(4))
+    assert want.nfe == 5 and torch.equal(got, want.x)
+    assert not torch.equal(got, ddpm_sampler(sde, score, seed=5)(x0, 5))  # the seed draws the noise

@@ -22,7 +22,7 @@ from .metrics import w2, w2_async
 from .runtime import progress
 from .solvers import solve_ode
 
-__all__ = ["path_energy", "normalized_path_energy", "reflow_pairs", "flow_sampler", "sde_samplers",
+__all__ = ["path_energy", "normalized_path_energy", "reflow_pairs", "flow_sampler", "sde_samplers", "ddpm_sampler",
            "quality_vs_nfe", "nfe_to_reach"]
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
@@ -84,6 +84,18 @@ def sde_samplers(sde, score, seed: int = 0) -> dict[str, Callable]:
         return sample_probability_flow(sde, score, x0, num_steps=nfe, method="euler").x
 
     return {"reverse SDE": reverse, "probability flow ODE": ode}
+
+
+def ddpm_sampler(sde, score, seed: int = 0) -> Callable:
+    """DDPM's ancestral sampler re-spaced on ``nfe`` uniform steps (``utils.samplers.sample_ddpm``), on the same
+    learned score: the stochastic sampler diffusion models use, which treats the linear drift exactly."""
+    from .samplers import sample_ddpm
+
+    @torch.no_grad()
+    def ddpm(x0, nfe):
+        return sample_ddpm(sde, score, x0, num_steps=nfe, generator=torch.Generator().manual_seed(seed)).x
+
+    return ddpm
 
 
 def quality_vs_nfe(samplers: dict[str, Callable], x0: torch.Tensor, reference: torch.Tensor,
