@@ -285,9 +285,9 @@ WRONG = {
             (flip_g_not_squared_in_sde, "multiplied by g where g^2 belongs"),
             (flip_g_at_flow_time, "g is evaluated at the flow time"),
             (flip_g_at_flow_time_ode_only, "g is evaluated at the flow time")],
-    "4.5": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by b(s)^2"),
+    "4.5": [(dsm_mean_everything, "sum the squared error over coordinates"), (dsm_unweighted, "weighted by sigma_s^2"),
             (dsm_wrong_sign, "sign"), (dsm_clean_input, "clean data"), (dsm_detached, "detach"),
-            (dsm_target_b_squared, "-noise / b^2"), (dsm_weight_a, "weighted with a(s)")],
+            (dsm_target_b_squared, "-noise / sigma_s^2"), (dsm_weight_a, "weighted with alpha_s")],
 }
 
 test_accepts, test_rejects = checkcases.parametrize_cases(CORRECT, WRONG)

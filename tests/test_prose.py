@@ -163,7 +163,8 @@ KEY_EXPRESSIONS: dict[str, list[str]] = {
     "4.2": ["sqrt", "\\Delta t}"],
     "4.3": ["torch.softmax", "(n, K, d)", "\\log v_k", "diff**2", "2 v_k"],
     "4.4": ["diffusion_time(t)", "s = 1 - t", "-(f -", "changes sign", "change the sign", "dt = -ds"],
-    "4.5": ["-z / b", "-z/b", "-z / \\sigma", "b * score", "b\\, \\text{score} + z", "sum(dim=1)"],
+    "4.5": ["-z / b", "-z/b", "-z / \\sigma", "b * score", "b\\, \\text{score} + z", "sum(dim=1)",
+            "sigma[:, None] * score", "\\sigma_s S + z"],
     # notebooks converted by other helpers (their entries in HINT_RULE_PENDING until then)
     "0.1": ["f(z)", "push them through `f`"],
     "5.1": ["t * x1", "1 - (1 - sigma_min) * t", "t[:, None]", "must become a column"],

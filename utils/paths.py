@@ -175,7 +175,7 @@ class VPPath(GaussianPath):
     """The variance-preserving diffusion path in flow time (t=0 noise, t=1 data).
 
     Diffusion time s = 1 - t runs the other way. With beta(s) = beta_min + s (beta_max - beta_min),
-    T(s) = int_0^s beta = beta_min s + (beta_max - beta_min) s^2 / 2 and alpha_s = exp(-T(s) / 2):
+    B(s) = int_0^s beta = beta_min s + (beta_max - beta_min) s^2 / 2 and alpha_s = exp(-B(s) / 2):
     mu_t = alpha_{1-t} x1 and sigma_t = sqrt(1 - alpha_{1-t}^2). At t=0, mu_0 is not exactly 0
     (alpha_1 = 0.0066 for the defaults) and at t=1, sigma_1 = 0.
     """
@@ -189,7 +189,7 @@ class VPPath(GaussianPath):
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
     def alpha(self, s: torch.Tensor) -> torch.Tensor:
-        """alpha_s = exp(-T(s) / 2) at diffusion time s."""
+        """alpha_s = exp(-B(s) / 2) at diffusion time s."""
         big_t = self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2
         return torch.exp(-0.5 * big_t)
 

@@ -17,9 +17,9 @@ __all__ = ["dsm_loss", "ScoreModel", "train_score_model"]
 
 
 def dsm_loss(score: Score, x_data: torch.Tensor, s: torch.Tensor, noise: torch.Tensor, sde: _SDE) -> torch.Tensor:
-    """Denoising score matching with weight b(s)^2: mean_i || b(s_i) score(x_s, s_i) + noise_i ||^2.
+    """Denoising score matching with weight sigma_s^2: mean_i || sigma_{s_i} score(x_s, s_i) + noise_i ||^2.
 
-    x_s = a(s) x_data + b(s) noise has conditional score -noise / b(s); the b^2 weight makes every s
+    x_s = alpha_s x_data + sigma_s noise has conditional score -noise / sigma_s; the sigma_s^2 weight makes every s
     count alike (Song et al. 2021). Mean over the batch, sum over coordinates.
     """
     s = _as_times(s, x_data)
@@ -29,12 +29,12 @@ def dsm_loss(score: Score, x_data: torch.Tensor, s: torch.Tensor, noise: torch.T
 
 
 class ScoreModel(nn.Module):
-    """score(x, s) = -eps(x, s) / b(s): a network that predicts the noise, read as a score.
+    """score(x, s) = -eps(x, s) / sigma_s: a network that predicts the noise, read as a score.
 
-    eps(x, s) = b x / (a^2 + b^2) + net(x, s): the first term is the exact noise prediction for data
-    N(0, I) (score -x / (a^2 + b^2)), so the network only learns the departure from it; near the noise
+    eps(x, s) = sigma_s x / (alpha_s^2 + sigma_s^2) + net(x, s): the first term is the exact noise prediction
+    for data N(0, I) (score -x / (alpha_s^2 + sigma_s^2)), so the network only learns the departure from it; near the noise
     end, where the probability flow multiplies score errors by g^2 / 2, that departure is small.
-    ``s`` is diffusion time. b(s) is clamped below at b(s_min), so the score stays finite at s = 0.
+    ``s`` is diffusion time. sigma_s is clamped below at sigma_{s_min}, so the score stays finite at s = 0.
     """
 
     def __init__(self, sde: _SDE, net: nn.Module | None = None, s_min: float = 1e-3):

@@ -66,7 +66,7 @@ def _tensor(s) -> torch.Tensor:
 # ---------------------------------------------------------------- forward SDEs
 
 class _SDE:
-    """Common interface: drift f(x, s), diffusion g(s), kernel (a(s), b(s)), prior samples."""
+    """Common interface: drift f(x, s), diffusion g(s), kernel (alpha_s, sigma_s), prior samples."""
 
     name = "SDE"
     prior_std = 1.0
@@ -78,11 +78,11 @@ class _SDE:
         raise NotImplementedError
 
     def kernel(self, s) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a(s), b(s)): x_s | x_data ~ N(a(s) x_data, b(s)^2 I)."""
+        """(alpha_s, sigma_s): x_s | x_data ~ N(alpha_s x_data, sigma_s^2 I)."""
         raise NotImplementedError
 
     def perturb(self, x_data: torch.Tensor, s, noise: torch.Tensor) -> torch.Tensor:
-        """A sample of x_s given x_data: a(s) x_data + b(s) noise (noise ~ N(0, I) given)."""
+        """A sample of x_s given x_data: alpha_s x_data + sigma_s noise (noise ~ N(0, I) given)."""
         s = _as_times(s, x_data)
         a, b = self.kernel(s)
         return a[:, None] * x_data + b[:, None] * noise
@@ -110,7 +110,7 @@ class VPSDE(_SDE):
         return self.beta_min + _tensor(s) * (self.beta_max - self.beta_min)
 
     def integrated_beta(self, s):
-        """B(s) = int_0^s beta."""
+        """B(s) = int_0^s beta, so that alpha_s = exp(-B(s) / 2) (notebooks 04 to 06 write B(s))."""
         s = _tensor(s)
         return self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2
 
@@ -123,7 +123,7 @@ class VPSDE(_SDE):
 
     def kernel(self, s):
         a = torch.exp(-0.5 * self.integrated_beta(s))
-        return a, torch.sqrt(-torch.expm1(-self.integrated_beta(s)))  # b^2 = 1 - a^2, stably
+        return a, torch.sqrt(-torch.expm1(-self.integrated_beta(s)))  # sigma_s^2 = 1 - alpha_s^2, stably
 
     def __repr__(self):
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max})"

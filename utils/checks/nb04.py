@@ -305,7 +305,7 @@ class _LinearScore(torch.nn.Module):
 
 
 @exercise("4.5", title="The denoising score matching loss", notebook=NB, answer="dsm_loss", reference=score_matching.dsm_loss,
-          minutes=20, practises="deriving the kernel's conditional score; regress the score onto it, weighted by b^2")
+          minutes=20, practises="deriving the kernel's conditional score; regress the score onto it, weighted by sigma_s^2")
 def check_4_5(answer):
     g = torch.Generator().manual_seed(45)
     x_data = torch.randn(64, 2, generator=g, dtype=torch.float64) + 1.0
@@ -323,23 +323,25 @@ def check_4_5(answer):
             wrong = [
                 (((b * sc + noise) ** 2).mean(), "You averaged over the coordinates too: sum the squared error over "
                                                  "coordinates (a squared norm), then average over the batch."),
-                (((sc + noise / b) ** 2).sum(1).mean(), "The loss is not weighted by b(s)^2: use "
-                                                        "|| b(s) score + noise ||^2 (weight lambda(s) = b(s)^2)."),
+                (((sc + noise / b) ** 2).sum(1).mean(), "The loss is not weighted by sigma_s^2: use "
+                                                        "|| sigma_s score + noise ||^2 (weight lambda(s) = sigma_s^2)."),
                 (((b * sc - noise) ** 2).sum(1).mean(), "Wrong sign of the target: the conditional score of "
-                                                        "N(a x, b^2 I) at x_s = a x + b noise is -noise / b."),
+                                                        "N(alpha_s x, sigma_s^2 I) at x_s = alpha_s x + sigma_s noise is -noise / sigma_s."),
                 (((b * sc + noise / b) ** 2).sum(1).mean(),
-                 "The target is -noise / b^2: the conditional score of N(a x, b^2 I) at x_s = a x + b noise is "
-                 "-(x_s - a x) / b^2 = -noise / b, one b, not two."),
+                 "The target is -noise / sigma_s^2: the conditional score of N(alpha_s x, sigma_s^2 I) at "
+                 "x_s = alpha_s x + sigma_s noise is -(x_s - alpha_s x) / sigma_s^2 = -noise / sigma_s, one "
+                 "sigma_s, not two."),
                 (((a * sc + noise) ** 2).sum(1).mean(),
-                 "You weighted with a(s) where b(s) belongs: the loss is || b(s) score + noise ||^2."),
+                 "You weighted with alpha_s where sigma_s belongs: the loss is || sigma_s score + noise ||^2."),
                 (((b * model(x_data, s) + noise) ** 2).sum(1).mean(),
-                 "You evaluated the score at the clean data: evaluate it at the noised x_s = a(s) x + b(s) noise."),
+                 "You evaluated the score at the clean data: evaluate it at the noised x_s = alpha_s x + sigma_s "
+                 "noise."),
             ]
             if sde.name == "VP":
                 xs_wrong = x_data + b * noise
                 wrong.append((((b * model(xs_wrong, s) + noise) ** 2).sum(1).mean(),
-                              "The data is not scaled: the VP kernel gives x_s = a(s) x + b(s) noise with "
-                              "a(s) = exp(-B(s)/2) < 1."))
+                              "The data is not scaled: the VP kernel gives x_s = alpha_s x + sigma_s noise "
+                              "with alpha_s = exp(-B(s)/2) < 1."))
         expect_close(got.reshape(()), expected, f"the DSM loss for the {sde.name} SDE", atol=1e-8, rtol=1e-6,
                      mistakes=wrong)
         model.zero_grad()
@@ -348,4 +350,4 @@ def check_4_5(answer):
         if not got.requires_grad or model.W.grad is None or model.W.grad.abs().sum() == 0:
             raise CheckFailure("The loss does not depend on the model's parameters: do not detach the score "
                                "(no .detach(), .item() or torch.no_grad() inside the loss).")
-    return "It is the b^2-weighted DSM loss, and gradients reach the model."
+    return "It is the sigma_s^2-weighted DSM loss, and gradients reach the model."
