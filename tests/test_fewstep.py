@@ -153,3 +153,66 @@ def test_digits_distillation_runs_and_measures():
         assert x.shape == (6, 5) and x.abs().max() <= 1
     x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [5.0, 5.0]])
     assert within_class_spread(x, torch.tensor([0, 0, 1, 1])) == 0.5
+
+
+def test_digit_methods_reuse_the_2d_targets_and_samplers():
+    """Each class-conditional trainer runs, and each digit sampler is the 2D sampler with the label bound."""
+    from utils.fewstep import consistency_sampler, meanflow_sampler, shortcut_sampler
+    from utils.fewstep_digits import (ConditionalTwoTimeMLP, digit_sampler, train_consistency_digits,
+                                      train_meanflow_digits, train_shortcut_digits)
+    teacher = lambda x, t, y: -x + y[:, None].to(x.dtype)  # noqa: E731
+    g = torch.Generator().manual_seed(3)
+    x_train, y_train = torch.rand(40, 5, generator=g) * 2 - 1, torch.arange(40) % 3
+    cm, losses = train_consistency_digits(teacher, num_steps=2, num_paths=16, teacher_steps=4, dim=5, num_classes=3,
+                                          hidden=8, batch_size=8)
+    assert len(losses) == 2 and cm.cost["teacher_evals"] == 16 * 4 + 2 * 8
+    s, _ = train_shortcut_digits(x_train, y_train, num_steps=2, hidden=8, batch_size=8)
+    u, _ = train_meanflow_digits(x_train, y_train, num_steps=2, hidden=8, batch_size=8)
+    x0, y = torch.randn(6, 5, generator=g), torch.arange(6) % 3
+    for name, model, plain in (("consistency", cm, consistency_sampler), ("shortcut", s, shortcut_sampler),
+                               ("MeanFlow", u, meanflow_sampler)):
+        for nfe in (1, 3):
+            bound = plain(lambda x, *times: model(x, *times, y))(x0, nfe).clamp(-1, 1)
+            assert torch.allclose(digit_sampler(name, model)(x0, y, nfe), bound)
+    # the label changes the output of a two-time network
+    net = ConditionalTwoTimeMLP(5, 3, hidden=8)
+    assert not torch.allclose(net(x0, 0.2, 0.5, y), net(x0, 0.2, 0.5, (y + 1) % 3))
+    with pytest.raises(InputError, match="labels"):
+        net(x0, 0.2, 0.5, y.double())
+    with pytest.raises(InputError, match="unknown method"):
+        digit_sampler("reflow", s)
+
+
+def test_digit_meanflow_target_differentiates_only_the_times_and_the_point():
+    """meanflow_target on a labelled network: the jvp runs over (z, r, t) with the label fixed (finite difference)."""
+    from utils.fewstep import meanflow_target
+    from utils.fewstep_digits import ConditionalTwoTimeMLP, _bind
+    net = ConditionalTwoTimeMLP(4, 3, hidden=16).double()
+    g = torch.Generator().manual_seed(5)
+    z, v = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    t = torch.rand(5, generator=g, dtype=torch.float64) / 2
+    r, y = t + 0.3, torch.arange(5) % 3
+    u = _bind(net, y)
+    h = 1e-6
+    with torch.no_grad():
+        dudt = (u(z + h * v, r, t + h) - u(z - h * v, r, t - h)) / (2 * h)
+        expected = v - (t - r)[:, None] * dudt
+    assert torch.allclose(meanflow_target(u, z, r, t, v), expected, atol=1e-6)
+
+
+def test_shared_teacher_paths_train_the_same_models():
+    """Paths passed in (drawn once, shared by distillation and consistency) give the models of the default draw."""
+    from utils.fewstep import teacher_trajectories, train_consistency, train_distilled
+    teacher = lambda x, t: -x  # noqa: E731
+    paths = teacher_trajectories(teacher, torch.randn(64, 2, generator=torch.Generator().manual_seed(4)), 10)
+    kw = dict(num_steps=3, batch_size=16, seed=4)
+    for train, size in ((train_distilled, "num_paths"), (train_consistency, "num_pairs")):
+        torch.manual_seed(0)
+        own, _ = train(teacher, teacher_steps=10, **{size: 64}, **kw)
+        torch.manual_seed(0)
+        shared, _ = train(teacher, paths=paths, **kw)
+        x = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(own(x, 0.3), shared(x, 0.3))
+        assert own.cost["teacher_evals"] == shared.cost["teacher_evals"]
+        with pytest.raises(InputError, match="teacher_trajectories"):
+            train(teacher, paths=paths[0], **kw)

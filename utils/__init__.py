@@ -33,15 +33,15 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.digits``        8x8 digits, reference classifier, nearest-neighbour distances, grids (07)
 - ``utils.guidance``      label dropout, classifier-free guidance, the guided sampler (07)
 - ``utils.fewstep``       distillation, consistency, shortcut and MeanFlow models and samplers (08)
-- ``utils.fewstep_digits`` 07's digit flow distilled into a one-step map (08)
+- ``utils.fewstep_digits`` the four few-step methods, class-conditional, on 07's digits (08)
 - ``utils.discrete``      discrete flow matching: mixture paths over tokens, the factorised posterior,
                           the Euler CTMC sampler, guidance (09)
 
 Converged references (``utils.references`` registers and loads them; each notebook's recipe, trained by
 ``make weights``): 02 and 03 in ``utils.flows`` and ``utils.divergence``, ``utils.score_references`` (04,
 with the noise-level sweep), ``utils.cfm_references`` (05), ``utils.showdown_references`` (06),
-``utils.digits_references`` (07), ``utils.fewstep_references`` (08), ``utils.discrete_references`` (09,
-with the judge that scores generated digits).
+``utils.digits_references`` (07), ``utils.fewstep_references`` and ``utils.fewstep_digits_references``
+(08), ``utils.discrete_references`` (09, with the judge that scores generated digits).
 """
 from . import plotting  # noqa: F401  (the course's figure defaults)
 from .checks import check

@@ -99,17 +99,30 @@ def teacher_trajectories(teacher: Callable, x0: torch.Tensor, num_steps: int = 1
     return solve_ode(teacher, x0, num_steps=num_steps, method="euler", return_path=True).path
 
 
+def _teacher_paths(teacher, paths, num_paths, teacher_steps, seed):
+    """The teacher's Euler paths from ``num_paths`` noise points drawn with ``seed``, or ``paths`` if given."""
+    if paths is None:
+        x0 = torch.randn(num_paths, 2, generator=torch.Generator().manual_seed(seed))
+        return teacher_trajectories(teacher, x0, teacher_steps)
+    if not isinstance(paths, torch.Tensor) or paths.ndim != 3 or paths.shape[0] < 2:
+        raise InputError("`paths` must be the output of teacher_trajectories: shape (teacher_steps + 1, n, d), "
+                         f"got {tuple(paths.shape) if isinstance(paths, torch.Tensor) else type(paths).__name__}.")
+    return paths
+
+
 def train_distilled(teacher: Callable, num_steps: int = 500, num_paths: int = 5000, teacher_steps: int = 100,
                     batch_size: int = 256, lr: float = 3e-3, seed: int = 0, model: nn.Module | None = None,
-                    desc: str = "distillation", callback: Callable | None = None):
+                    desc: str = "distillation", callback: Callable | None = None,
+                    paths: torch.Tensor | None = None):
     """Regress f(x_t, t) = x + (1 - t) F(x_t, t) on the teacher's endpoint, x_t on its paths (Luhman 2021).
 
     The teacher's ``num_paths`` paths are computed once (``teacher_steps`` Euler steps each, counted in
-    ``model.cost['teacher_evals']``); every step draws a batch of (path, time) points of the grid.
+    ``model.cost['teacher_evals']``), or passed as ``paths`` (``teacher_trajectories``' output, e.g. shared
+    with ``train_consistency``); every step draws a batch of (path, time) points of the grid.
     """
-    g = torch.Generator().manual_seed(seed)
+    paths = _teacher_paths(teacher, paths, num_paths, teacher_steps, seed)
+    num_paths, teacher_steps = paths.shape[1], paths.shape[0] - 1
     model = TimeMLP() if model is None else model
-    paths = teacher_trajectories(teacher, torch.randn(num_paths, 2, generator=g), teacher_steps)
 
     def loss_fn(gen):
         i = torch.randint(0, num_paths, (batch_size,), generator=gen)
@@ -133,16 +146,19 @@ def consistency_target(net: Callable, teacher: Callable, xt: torch.Tensor, t: to
 
 def train_consistency(teacher: Callable, num_steps: int = 500, num_pairs: int = 5000, teacher_steps: int = 100,
                       grid: int = 16, batch_size: int = 256, lr: float = 3e-3, seed: int = 0,
-                      model: nn.Module | None = None, desc: str = "consistency", callback: Callable | None = None):
+                      model: nn.Module | None = None, desc: str = "consistency", callback: Callable | None = None,
+                      paths: torch.Tensor | None = None):
     """Consistency distillation (Song et al. 2023) along the teacher: |f(x_t, t) - sg f(x_{t+dt}, t+dt)|^2.
 
     x_t interpolates the teacher's pairs (x0, teacher(x0)) (straight paths, so x_t is near its
     trajectory); t runs over a grid of ``grid`` steps, dt = 1 / grid; the teacher takes one Euler step.
+    The pairs are the ends of the teacher's Euler paths from ``num_pairs`` noise points (drawn with
+    ``seed``, as ``train_distilled`` draws them), or of ``paths`` if given.
     """
-    g = torch.Generator().manual_seed(seed)
+    paths = _teacher_paths(teacher, paths, num_pairs, teacher_steps, seed)
+    num_pairs, teacher_steps = paths.shape[1], paths.shape[0] - 1
     model = TimeMLP() if model is None else model
-    x0 = torch.randn(num_pairs, 2, generator=g)
-    x1 = solve_ode(teacher, x0, num_steps=teacher_steps, method="euler").x.detach()
+    x0, x1 = paths[0], paths[-1]
 
     def loss_fn(gen):
         i = torch.randint(0, num_pairs, (batch_size,), generator=gen)

@@ -23,7 +23,7 @@ from .models import TimeMLP
 
 __all__ = ["LIVE_STEPS", "STEPS", "NAMES", "NFES", "SAMPLERS", "evaluate_few_step"]
 
-LIVE_STEPS = 500
+LIVE_STEPS = 200
 STEPS = 8000
 NFES = (1, 2, 4)
 EVAL_NOISE_SEED, EVAL_DATA_SEED = 7, 1001  # notebook 06's evaluation draw
@@ -78,9 +78,9 @@ def _register() -> None:
     # the training code (what the weights depend on); the samplers only evaluate and are not hashed:
     # tests/test_references.py checks that the loaded weights still reproduce the manifest's metrics
     f = fewstep
-    code = (f.TwoTimeMLP, f.consistency_fn, f._loop, f._pairs, f.teacher_trajectories, f.train_distilled,
-            f.consistency_target, f.train_consistency, f.shortcut_target, f.train_shortcut, f.meanflow_target,
-            f.train_meanflow, couplings.ot_couple, models.TimeMLP, models.time_features, datasets.moons,
+    code = (f.TwoTimeMLP, f.consistency_fn, f._loop, f._pairs, f._teacher_paths, f.teacher_trajectories,
+            f.train_distilled, f.consistency_target, f.train_consistency, f.shortcut_target, f.train_shortcut,
+            f.meanflow_target, f.train_meanflow, couplings.ot_couple, models.TimeMLP, models.time_features, datasets.moons,
             solvers.solve_ode, _teacher, _train, evaluate_few_step, metrics.w2, metrics.precision_recall)
     params = {**LIVE_RECIPE, "eval_seeds": [EVAL_NOISE_SEED, EVAL_DATA_SEED]}
     for label, key in NAMES.items():

@@ -352,12 +352,14 @@ def _state_bytes(model: nn.Module) -> bytes:
 
 
 def entry_from_runs(name: str, data: bytes, main: dict, others: Sequence[dict],
-                    previous: dict | None = None) -> dict:
+                    previous: dict | None = None, trained_hash: str | None = None) -> dict:
     """The manifest entry of a trained reference: ``data``, its weights file (``_state_bytes``);
     ``main``, the record of its own seed.
 
     ``others``: records of the same recipe with the spread seeds; with none, the spread stored in
-    ``previous`` (the old entry) is kept.
+    ``previous`` (the old entry) is kept. ``trained_hash``: the ``code_hash`` taken before training
+    (``make weights`` does): the code that trained, even if a source file was edited meanwhile (the
+    source of an imported function is then read at shifted lines, and its hash would be wrong).
     """
     rec = recipe(name)
     key = primary_metric(rec, main["metrics"])
@@ -372,7 +374,7 @@ def entry_from_runs(name: str, data: bytes, main: dict, others: Sequence[dict],
     drift = abs(main["trace"][-1][1] - at_80[-1]) if at_80 else None
     entry = dict(
         module=rec.module, notebook=rec.notebook, description=rec.description,
-        code_hash=code_hash(rec), steps=main["steps"], seed=main["seed"], params=rec.params,
+        code_hash=trained_hash or code_hash(rec), steps=main["steps"], seed=main["seed"], params=rec.params,
         metric=key, metrics=main["metrics"], trace=main["trace"],
         seed_metrics=seed_metrics, seed_mean=mean, seed_sd=sd,
         drift_last_20pct=drift, converged=bool(sd is not None and drift is not None and drift < sd),

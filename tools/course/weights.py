@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     jobs = [(n, None) for n in names]  # None: the recipe's own seed, whose weights ship
     if not args.no_spread:
         jobs += [(n, s) for n in names for s in references.recipe(n).spread_seeds]
+    hashes = {n: references.code_hash(n) for n in names}  # the code that trains (files may change meanwhile)
     print(f"== make weights: {len(names)} reference(s), {len(jobs)} training run(s), {args.jobs} at a time")
     start = time.perf_counter()
     if args.jobs > 1:
@@ -63,7 +64,10 @@ def main(argv=None) -> int:
     for n in names:
         (main_record, data), = [r for (jn, s), r in zip(jobs, results) if jn == n and s is None]
         others = [r for (jn, s), r in zip(jobs, results) if jn == n and s is not None]
-        entry = references.entry_from_runs(n, data, main_record, [o[0] for o in others], old.get(n))
+        entry = references.entry_from_runs(n, data, main_record, [o[0] for o in others], old.get(n), hashes[n])
+        if references.code_hash(n) != hashes[n]:
+            print(f"== {n}: its training code changed on disk while it trained; stored with the hash of the "
+                  f"code that trained, so the stale-weights test names it if the change matters")
         references.store(n, entry, data)
         sd = entry["seed_sd"]
         print(f"== {n}: {entry['steps']} steps in {entry['wall_seconds']:.0f} s; "
