@@ -2,7 +2,7 @@
 
 The recipe is the notebook's own, through the same code (``utils.fewstep``): batches of 256, Adam 3e-3
 decayed to 0 on a cosine schedule, a 3 x 64 SELU network built right after ``seed_everything(seed)``.
-The notebook trains ``LIVE_STEPS``; ``make weights`` runs the same call with ``STEPS``. Distillation and
+The notebook trains ``LIVE_STEPS``; ``make weights`` runs the same call with ``STEPS[method]``. Distillation and
 consistency distillation learn from notebook 06's converged reflow (``06_reflow``), which must exist.
 
     from utils.references import load_reference
@@ -24,7 +24,7 @@ from .models import TimeMLP
 __all__ = ["LIVE_STEPS", "STEPS", "NAMES", "NFES", "SAMPLERS", "evaluate_few_step"]
 
 LIVE_STEPS = 200
-STEPS = 8000
+STEPS = {"distillation": 8000, "consistency": 8000, "shortcut": 8000, "MeanFlow": 16000}  # MeanFlow still moved at 8000
 NFES = (1, 2, 4)
 EVAL_NOISE_SEED, EVAL_DATA_SEED = 7, 1001  # notebook 06's evaluation draw
 NAMES = {"distillation": "08_distill", "consistency": "08_consistency", "shortcut": "08_shortcut",
@@ -88,7 +88,7 @@ def _register() -> None:
         sampler = SAMPLERS[label]
         register_reference(key, build=build, train=_train(label),
                            evaluate=lambda model, sampler=sampler: evaluate_few_step(sampler(model)),
-                           params={**params, "model": label}, metric="w2_1", steps=STEPS, seed=0,
+                           params={**params, "model": label}, metric="w2_1", steps=STEPS[label], seed=0,
                            spread_seeds=(1, 2), code=code, notebook="08",
                            description=f"notebook 08's {label} model (3 x 64 SELU, Adam 3e-3 cosine, batch 256): "
                                        f"W2 of 1000 one-step samples")
