@@ -142,13 +142,13 @@ def test_few_step_widget_moves_and_caches():
 
 
 def test_digits_distillation_runs_and_measures():
-    from utils.fewstep_digits import digits_sampler, teacher_sampler, train_distilled_digits, within_class_spread
+    from utils.fewstep_digits import digit_sampler, teacher_sampler, train_distilled_digits, within_class_spread
     teacher = lambda x, t, y: -x + y[:, None].to(x.dtype)  # noqa: E731
     student, losses = train_distilled_digits(teacher, num_steps=2, num_paths=32, teacher_steps=4, dim=5, hidden=8,
                                              batch_size=8)
     assert len(losses) == 2 and student.cost["teacher_evals"] == 128
     x0, y = torch.randn(6, 5, generator=torch.Generator().manual_seed(7)), torch.arange(6) % 3
-    for sampler in (digits_sampler(student), teacher_sampler(teacher)):
+    for sampler in (digit_sampler("distillation", student), teacher_sampler(teacher)):
         x = sampler(x0, y, 2)
         assert x.shape == (6, 5) and x.abs().max() <= 1
     x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [5.0, 5.0]])

@@ -30,7 +30,7 @@ from .models import ConditionalMLP, time_features
 from .solvers import solve_ode
 
 __all__ = ["ConditionalTwoTimeMLP", "train_distilled_digits", "train_consistency_digits", "train_shortcut_digits",
-           "train_meanflow_digits", "digit_sampler", "digits_sampler", "teacher_sampler", "judge_samples",
+           "train_meanflow_digits", "digit_sampler", "teacher_sampler", "judge_samples",
            "within_class_spread", "DIGIT_METHODS"]
 
 
@@ -181,11 +181,6 @@ def digit_sampler(method: str, model: Callable) -> Callable:
     def sample(x0, labels, nfe):
         return DIGIT_METHODS[method](_bind(model, labels))(x0, _check_nfe(nfe)).clamp(-1, 1)
     return sample
-
-
-def digits_sampler(student) -> Callable:
-    """sampler(x0, labels, nfe) of a distilled student (``digit_sampler("distillation", student)``)."""
-    return digit_sampler("distillation", student)
 
 
 def teacher_sampler(teacher) -> Callable:
