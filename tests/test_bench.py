@@ -77,3 +77,21 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     assert rows["06 converged OT-CFM"]["note"].startswith("met") and "precision at 100 NFE 0.93" in rows[
         "06 converged OT-CFM"]["note"] and rows["06 converged OT-CFM"]["note"].endswith(": met")
     assert rows["06 converged I-CFM"]["note"].startswith("NOT met")
+
+
+def test_capacity_rows_read_the_stored_experiment(tmp_path):
+    cell = lambda *v: dict(mean=sum(v) / len(v), sd=0.01, seeds=list(v))  # noqa: E731
+    entry = lambda w, p, ok: dict(cells=dict(w2_100=cell(*w), precision_100=cell(*p), recall_100=cell(0.99, 0.99)),  # noqa: E731
+                                  w2_ratio=sum(w) / len(w) / 0.16, precision_ratio=sum(p) / len(p) / 0.99,
+                                  meets_w2=ok, meets_precision=ok, meets_goal=ok)
+    data = dict(goal=dict(w2_ratio=1.3, w2_max=0.208), floor=0.16,
+                results={"4 x 256": dict(entry((0.19, 0.21), (0.95, 0.96), True), steps=12000, converged=False)},
+                references={"data": entry((0.16, 0.17), (0.99, 0.99), True)})
+    path = tmp_path / "cap.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rows = quality_06.capacity_rows(path)
+    assert [r["name"] for r in rows] == ["06 capacity: OT-CFM 4 x 256 (12000 steps), over 2 seeds: W2 at 100 NFE",
+                                         "06 capacity: data (2 samples, no training): W2 at 100 NFE"]
+    assert rows[0]["value"] == "0.20 ± 0.01" and rows[0]["note"].startswith("met (1.25 x the floor)")
+    assert "NOT converged" in rows[0]["note"] and "NOT converged" not in rows[1]["note"]
+    assert quality_06.capacity_rows(tmp_path / "none.json")[0]["value"].startswith("not measured")

@@ -10,7 +10,9 @@ The notebook's text is the course's: a claim that fails on some seed is named he
 
 Then issue 19's quality goal on the converged references (``converged_rows``, from ``weights/manifest.json``):
 each showdown model's W2 at 100 NFE over the seeds ``make weights`` trained (mean ± sd) against 1.3 x the
-floor, and its precision at 100 NFE against 0.9 x the data's own.
+floor, and its precision at 100 NFE against 0.9 x the data's own; beside them (``capacity_rows``, from
+``weights/06_capacity.json``) what the same OT-CFM recipe reaches with larger networks, and what the data
+itself and a memorising field score on the same metric.
 """
 from __future__ import annotations
 
@@ -145,6 +147,36 @@ def converged_rows(floor: float, data_precision: float | None = None) -> list[di
     return rows
 
 
+CAPACITY = ROOT / "weights" / "06_capacity.json"  # tools/bench/capacity_06.py
+
+
+def capacity_rows(path: Path = CAPACITY) -> list[dict]:
+    """Beside the goal: what notebook 06's OT-CFM recipe reaches at the course's size and larger, and what
+    the data itself, its sigma-blurred copy (a perfect model of the recipe) and a memorising field score
+    (``weights/06_capacity.json``, read, not retrained: ``nice -n 10 python -m tools.bench.capacity_06``)."""
+    if not path.exists():
+        return [dict(name="06 capacity", value="not measured (python -m tools.bench.capacity_06)", target=None,
+                     floor=None, note="")]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    goal, rows = data["goal"], []
+    for group in ("results", "references"):
+        for name, r in data[group].items():
+            c = r["cells"]
+            n = len(c["w2_100"]["seeds"])
+            what = (f"OT-CFM {name} ({r['steps']} steps), over {n} seeds" if group == "results"
+                    else f"{name} ({n} samples, no training)")
+            note = (("met" if r["meets_w2"] else "NOT met") + f" ({r['w2_ratio']:.2f} x the floor); precision "
+                    f"{_ms(c['precision_100']['seeds'])} ({r['precision_ratio']:.2f} x the data's): "
+                    + ("met" if r["meets_precision"] else "NOT met")
+                    + f"; recall {_ms(c['recall_100']['seeds'])}")
+            if group == "results" and not r["converged"]:
+                note += "; NOT converged (last fifth moves W2 more than its seed spread)"
+            rows.append(dict(name=f"06 capacity: {what}: W2 at 100 NFE", value=_ms(c["w2_100"]["seeds"]),
+                             target=f"<= {goal['w2_ratio']} x floor = {goal['w2_max']:.2f}",
+                             floor=round(data["floor"], 3), note=note))
+    return rows
+
+
 def run(seeds=SEEDS) -> list[dict]:
     runs = {}
     for seed in seeds:
@@ -162,7 +194,7 @@ def run(seeds=SEEDS) -> list[dict]:
         data_precision = precision_recall(moons(1000, seed=1002), moons(1000, seed=1001))[0]
     finally:
         torch.set_default_dtype(dtype)
-    return summarise(runs) + converged_rows(floor, data_precision)
+    return summarise(runs) + converged_rows(floor, data_precision) + capacity_rows()
 
 
 if __name__ == "__main__":
