@@ -25,7 +25,7 @@ possible reasons: the network's capacity, the training length, and the metric at
 Floor and data precision are those of ``tools.bench.quality_06`` (``w2_floor_stats`` over 8 pairs; one
 fresh sample's precision).
 
-    nice -n 10 python -m tools.bench.capacity_06          # every size, 3 seeds (~15 min, one core)
+    nice -n 10 python -m tools.bench.capacity_06          # every size, 3 seeds (~20 min, one core)
     python -m tools.bench.capacity_06 --seeds 0 --scale 0.05 --out /tmp/cap.json   # a quick look
 
 writes ``weights/06_capacity.json``; ``tools/bench/quality_06.py`` prints its rows beside the goal,
