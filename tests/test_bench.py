@@ -69,7 +69,7 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     from utils.showdown_references import NAMES
 
     fake = {name: dict(seed_metrics={"0": 0.19, "1": 0.21, "2": 0.20}, metrics={"precision_100": 0.93}, seed=0,
-                       steps=4000, converged=True) for name in NAMES.values()}
+                       steps=4000, converged=True) for name in [*NAMES.values(), "06_score_long"]}
     fake[NAMES["I-CFM"]]["seed_metrics"] = {"0": 0.30, "1": 0.31, "2": 0.29}
     monkeypatch.setattr(references, "manifest", lambda: fake)
     rows = {r["name"].split(" (")[0]: r for r in quality_06.converged_rows(floor=0.16, data_precision=0.99)}
@@ -77,6 +77,7 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     assert rows["06 converged OT-CFM"]["note"].startswith("met") and "precision at 100 NFE 0.93" in rows[
         "06 converged OT-CFM"]["note"] and rows["06 converged OT-CFM"]["note"].endswith(": met")
     assert rows["06 converged I-CFM"]["note"].startswith("NOT met")
+    assert rows["06 converged score model, 16 x longer"]["note"].startswith("met")
 
 
 def test_capacity_rows_read_the_stored_experiment(tmp_path):

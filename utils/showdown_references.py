@@ -4,6 +4,8 @@ The recipe is the notebook's own, through the same code: ``train_score_model`` a
 ``RECIPE`` (a ``TimeMLP`` 3 x 64 SELU built right after ``seed_everything(seed)``, batches of 256,
 Adam 3e-3 decayed to 0 on a cosine schedule over the run). The notebook trains ``LIVE_STEPS``;
 ``make weights`` runs the same call with ``STEPS`` (the cosine schedule stretches over the longer run).
+``06_score_long`` is the score model's recipe trained ``LONG_SCORE_STEPS`` (16 x ``STEPS``): not a showdown
+model (those train equally long), but the measurement of what training length alone reaches.
 Reflow is trained, with the same recipe, on 5000 pairs of the *converged* I-CFM reference (so
 ``06_icfm`` must be trained before ``06_reflow``; ``make weights`` trains them in this order).
 
@@ -27,10 +29,11 @@ from .sde import VPSDE
 from .showdown import flow_sampler, sde_samplers
 from .score_matching import ScoreModel, train_score_model
 
-__all__ = ["RECIPE", "LIVE_STEPS", "STEPS", "SDE_PARAMS", "NAMES", "evaluate_sampler"]
+__all__ = ["RECIPE", "LIVE_STEPS", "STEPS", "LONG_SCORE_STEPS", "SDE_PARAMS", "NAMES", "evaluate_sampler"]
 
 LIVE_STEPS = 500  # what notebook 06 trains live
 STEPS = 4000
+LONG_SCORE_STEPS = 16 * STEPS  # 06_score_long: the score model's recipe, trained 16 x longer than the showdown's
 RECIPE = dict(batch_size=256, lr=3e-3)
 SDE_PARAMS = dict(beta_min=0.1, beta_max=20.0)
 SIGMA = 0.1  # the straight couplings' constant noise
@@ -106,6 +109,11 @@ def _register() -> None:
                        train=_train_score, evaluate=_evaluate_score, params={**params, "model": "score"},
                        description="notebook 06's score model (DSM, skip term), read by the probability flow "
                                    "ODE: W2 of 1000 samples at 100 Euler steps", **common)
+    register_reference("06_score_long", build=lambda: ScoreModel(VPSDE(**SDE_PARAMS), s_min=1e-3),
+                       train=_train_score, evaluate=_evaluate_score, params={**params, "model": "score"},
+                       description="notebook 06's score model, the same recipe trained 16 x longer (not in the "
+                                   "showdown, whose models train equally long): is the quality goal reachable?",
+                       **{**common, "steps": LONG_SCORE_STEPS})
     for key, kind, label in [("06_fm_vp", "vp", "FM on the VP path"),
                              ("06_icfm", "independent", "I-CFM (independent pairs, sigma 0.1)"),
                              ("06_otcfm", "ot", "OT-CFM (minibatch OT pairs, sigma 0.1)"),

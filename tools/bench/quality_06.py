@@ -119,13 +119,15 @@ def converged_rows(floor: float, data_precision: float | None = None) -> list[di
     """Issue 19's quality goal on the converged references (``weights/manifest.json``): W2 at 100 NFE
     within ``GOAL_W2_RATIO`` x the floor over the seeds ``make weights`` trained (mean ± sd), and
     precision at 100 NFE at least ``GOAL_PRECISION`` of the data's own (the shipped seed: the manifest
-    keeps only the judged metric of the other seeds)."""
+    keeps only the judged metric of the other seeds). Last, ``06_score_long``: what training length alone
+    reaches (the score model, 16 x the showdown's steps)."""
     from utils.references import manifest
     from utils.showdown_references import NAMES
 
     entries = manifest()
     rows = []
-    for label, name in NAMES.items():
+    # beside the showdown's models (trained equally long): the score model's recipe trained 16 x longer
+    for label, name in [*NAMES.items(), ("score model, 16 x longer", "06_score_long")]:
         e = entries.get(name)
         if e is None:
             rows.append(dict(name=f"06 converged {label}", value="not trained (make weights)", target=None,
