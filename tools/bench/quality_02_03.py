@@ -7,7 +7,9 @@ the same recipes trained to convergence. Here:
   match the stored metric within the seed spread (the standard deviation over the seeds);
 - the quality goals are reported over the seeds ``make weights`` trained (at least 3), mean +- sd:
   RealNVP within 0.05 nats of the exact NLL floor, the CNF within 0.15, and the test NLL of a
-  flow-matching model by the augmented ODE beside them (the review's G3), each with its training time.
+  flow-matching model by the augmented ODE beside them (the review's G3), each with its training time;
+- the CNF's recipe trained twice as long (``tools.bench.cnf_longer_03``, stored in
+  ``weights/03_cnf_longer.json``): whether more steps reach its goal.
   Their code is checked to be the code that trained them (the hash in the manifest); with
   ``COURSE_BENCH_RETRAIN=1`` every seed of every reference is retrained here instead (tens of minutes).
 
@@ -16,6 +18,7 @@ held-out points; the base density N(0, I) is the do-nothing baseline.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -86,7 +89,29 @@ def _run() -> list[dict]:
                          value=f"{mean:.3f} +- {sd:.3f}", target=target, floor=floor,
                          note=f"{verdict}{gap:+.3f} nats above the floor; {entry['steps']} steps, "
                               f"{entry['wall_seconds']:.0f} s of training a seed; {source}"))
+        if name == "03_cnf":
+            rows.extend(longer_cnf_rows())
     return rows
+
+
+def longer_cnf_rows() -> list[dict]:
+    """The CNF's recipe trained twice as long (``tools.bench.cnf_longer_03``, stored): does it reach the goal?"""
+    from tools.bench import cnf_longer_03 as longer
+
+    if not longer.OUT.exists():
+        return [dict(name="03_cnf trained longer: not stored", value="-", target=None, floor=None,
+                     note="nice -n 10 python -m tools.bench.cnf_longer_03")]
+    data = json.loads(longer.OUT.read_text(encoding="utf-8"))
+    summary = data["summary"]
+    stale = "" if data["code_hash"] == longer.code_hash() else "; STALE: the code changed since"
+    per_seed = "; ".join(f"seed {s}: {v['final']:.3f} (best {v['best']:.3f} at step {v['best_step']}, "
+                         f"{summary['short_steps']} steps gave {v['short']:.3f})" for s, v in summary["seeds"].items())
+    return [dict(name=f"03_cnf, the same recipe for {data['steps']} steps, test NLL over seeds {data['seeds']}",
+                 value=f"{summary['mean_final']:.3f}", target=f"within {data['goal']} nats of the floor",
+                 floor=data["floor"],
+                 note=("met" if summary["meets_goal"] else "NOT met") + f" ({summary['gap']:+.3f}); {per_seed}; "
+                      + ("training longer made a seed worse: the recipe is unstable late in a longer run"
+                         if summary["any_worse_than_short"] else "every seed improved") + stale)]
 
 
 if __name__ == "__main__":
