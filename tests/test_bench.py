@@ -96,3 +96,22 @@ def test_capacity_rows_read_the_stored_experiment(tmp_path):
     assert rows[0]["value"] == "0.20 ± 0.01" and rows[0]["note"].startswith("met (1.25 x the floor)")
     assert "NOT converged" in rows[0]["note"] and "NOT converged" not in rows[1]["note"]
     assert quality_06.capacity_rows(tmp_path / "none.json")[0]["value"].startswith("not measured")
+
+
+def test_convergence_rows_keep_the_rule_and_compare_moons_w2_with_its_noise():
+    from tools.bench import quality_convergence as qc
+
+    entry = lambda metric, drift, sd, ok: dict(metric=metric, drift_last_20pct=drift, seed_sd=sd, converged=ok,  # noqa: E731
+                                               steps=4000)
+    rows = {r["name"].split(" (")[0]: r for r in qc.rows_for(
+        {"06_a": entry("w2_100", 0.03, 0.01, False), "06_b": entry("w2_100", 0.08, 0.01, False),
+         "02_c": entry("test_nll", 0.001, 0.002, True), "08_digits_d": entry("w2_1", 0.01, 0.02, True),
+         "09_e": dict(entry("test_ce", None, 0.1, False))}, noise=0.05)}
+    assert set(rows) == {"convergence of 06_a", "convergence of 06_b", "convergence of 02_c",
+                         "convergence of 08_digits_d"}  # no move stored: no row
+    assert rows["convergence of 06_a"]["note"].startswith("NOT converged by the rule")
+    assert "the move is smaller than the sampling noise" in rows["convergence of 06_a"]["note"]
+    assert "the move is larger than the sampling noise" in rows["convergence of 06_b"]["note"]
+    assert rows["convergence of 02_c"]["note"] == "converged by the rule"
+    assert "sampling noise" not in rows["convergence of 08_digits_d"]["note"]  # 64-dimensional: another scale
+    assert 0.01 < qc.metric_noise() < 0.2
