@@ -7,11 +7,11 @@ the same recipes trained to convergence. Here:
   match the stored metric within the seed spread (the standard deviation over the seeds);
 - the quality goals are reported over the seeds ``make weights`` trained (at least 3), mean +- sd:
   RealNVP within 0.05 nats of the exact NLL floor, the CNF within 0.15, and the test NLL of a
-  flow-matching model by the augmented ODE beside them (the review's G3), each with its training time;
+  flow-matching model by the augmented ODE beside them (the review's G3), each with its training time.
+  Their code is checked to be the code that trained them (the hash in the manifest); with
+  ``COURSE_BENCH_RETRAIN=1`` every seed of every reference is retrained here instead (tens of minutes);
 - the CNF's recipe trained twice as long (``tools.bench.cnf_longer_03``, stored in
   ``weights/03_cnf_longer.json``): whether more steps reach its goal.
-  Their code is checked to be the code that trained them (the hash in the manifest); with
-  ``COURSE_BENCH_RETRAIN=1`` every seed of every reference is retrained here instead (tens of minutes).
 
 The floor is the NLL of the true moons distribution (``utils.flows.moons_log_prob``) on the same
 held-out points; the base density N(0, I) is the do-nothing baseline.
