@@ -97,3 +97,14 @@ def test_show_noise_sweep_prints_the_table_and_its_readings_hold(capsys):
     out = capsys.readouterr().out
     assert "floor" in out and "baseline" in out and "gap" in out
     assert all(math.isfinite(c["gap"]) for c in sm["cells"].values())
+
+
+def test_the_sweep_split_by_score_gives_the_same_rows():
+    """``retrain`` and ``sweep`` run each score's rows in its own process: the rows must be those of one call."""
+    from utils.references import _state_bytes
+
+    model, _ = references.load_reference(sr.NAME)
+    grid = dict(eps=(0.0, 1.0), nfes=(5,), n=200, repeats=2)
+    together = sr.noise_sweep({"exact": sr.eight_gaussians_mixture().score_fn(sr._sde()), "seed 0": model}, **grid)
+    apart = sr._sweep_one("exact", None, **grid) + sr._sweep_one("seed 0", _state_bytes(model), **grid)
+    assert apart == together

@@ -163,12 +163,12 @@ def _train_seed(seed: int) -> tuple[dict, bytes]:
     return record, _state_bytes(model)
 
 
-def _sweep_one(label: str, state: bytes | None) -> list[dict]:
+def _sweep_one(label: str, state: bytes | None, **grid) -> list[dict]:
     """The sweep's rows of one score (a worker): the exact score when ``state`` is None. Every score's rows
     use the same noise and draws, so sweeping them apart gives the rows of ``noise_sweep`` on all of them."""
     torch.set_num_threads(1)
     score = eight_gaussians_mixture().score_fn(_sde()) if state is None else _model_from(state)
-    return noise_sweep({label: score})
+    return noise_sweep({label: score}, **grid)
 
 
 def _compute_and_store(spread_models: dict | None = None, jobs: int = 1) -> dict:
