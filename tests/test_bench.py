@@ -78,6 +78,13 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
         "06 converged OT-CFM"]["note"] and rows["06 converged OT-CFM"]["note"].endswith(": met")
     assert rows["06 converged I-CFM"]["note"].startswith("NOT met")
     assert rows["06 converged score model, 16 x longer"]["note"].startswith("met")
+    # with every seed's metrics stored (seed_runs), W2 and precision are read over the seeds
+    fake[NAMES["OT-CFM"]]["seed_runs"] = {s: dict(w2_100=w, precision_100=p, w2_100_mean8=0.5)
+                                          for s, w, p in [("0", 0.19, 0.95), ("1", 0.20, 0.85), ("2", 0.21, 0.84)]}
+    row = {r["name"].split(" (")[0]: r for r in quality_06.converged_rows(floor=0.16, data_precision=0.99)}[
+        "06 converged OT-CFM"]
+    assert row["value"] == "0.20 ± 0.01" and "precision at 100 NFE 0.88 ± 0.06" in row["note"]
+    assert row["note"].endswith("NOT met")
 
 
 def test_capacity_rows_read_the_stored_experiment(tmp_path):
@@ -106,12 +113,16 @@ def test_convergence_rows_keep_the_rule_and_compare_moons_w2_with_its_noise():
     rows = {r["name"].split(" (")[0]: r for r in qc.rows_for(
         {"06_a": entry("w2_100", 0.03, 0.01, False), "06_b": entry("w2_100", 0.08, 0.01, False),
          "02_c": entry("test_nll", 0.001, 0.002, True), "08_digits_d": entry("w2_1", 0.01, 0.02, True),
-         "09_e": dict(entry("test_ce", None, 0.1, False))}, noise=0.05)}
+         "09_e": dict(entry("test_ce", None, 0.1, False)), "06_f": entry("w2_100_mean8", 0.03, 0.01, False)},
+        noise=0.05)}
     assert set(rows) == {"convergence of 06_a", "convergence of 06_b", "convergence of 02_c",
-                         "convergence of 08_digits_d"}  # no move stored: no row
+                         "convergence of 08_digits_d", "convergence of 06_f"}  # no move stored: no row
     assert rows["convergence of 06_a"]["note"].startswith("NOT converged by the rule")
     assert "the move is smaller than the sampling noise" in rows["convergence of 06_a"]["note"]
     assert "the move is larger than the sampling noise" in rows["convergence of 06_b"]["note"]
     assert rows["convergence of 02_c"]["note"] == "converged by the rule"
+    # a mean of 8 draws: its noise is 0.05 / sqrt(8) = 0.018, and 0.03 is larger
+    assert "the move is larger than the sampling noise of a mean of 8 W2s (sd 0.018" in rows[
+        "convergence of 06_f"]["note"]
     assert "sampling noise" not in rows["convergence of 08_digits_d"]["note"]  # 64-dimensional: another scale
     assert 0.01 < qc.metric_noise() < 0.2

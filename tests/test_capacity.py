@@ -56,10 +56,10 @@ def test_the_course_size_is_the_converged_reference():
     if entry is None or entry["code_hash"] != references.code_hash("06_otcfm") or entry["steps"] != cap.REFERENCE_STEPS:
         pytest.skip("06_otcfm is not stored for this code and length")
     cell = data["results"]["3 x 64"]["cells"]["w2_100"]
-    common = [s for s in data["seeds"] if str(s) in entry["seed_metrics"]]
+    common = [s for s in data["seeds"] if str(s) in entry["seed_runs"]]
     assert common
     for s in common:
-        assert cell["seeds"][data["seeds"].index(s)] == pytest.approx(entry["seed_metrics"][str(s)], rel=1e-9)
+        assert cell["seeds"][data["seeds"].index(s)] == pytest.approx(entry["seed_runs"][str(s)]["w2_100"], rel=1e-9)
 
 
 @stored

@@ -55,7 +55,7 @@ def test_evaluate_is_deterministic_and_finite():
     a = fr.evaluate_moons_fm(model, fr.fm_path("ot"))
     b = fr.evaluate_moons_fm(model, fr.fm_path("ot"))
     assert a == b and all(math.isfinite(v) for v in a.values())
-    assert set(a) == {"w2_100", "test_cfm_loss", "precision_100", "recall_100"}
+    assert set(a) == {"w2_100", "test_cfm_loss", "precision_100", "recall_100", "w2_100_mean8"}
 
 
 def test_unknown_path():

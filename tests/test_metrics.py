@@ -8,7 +8,7 @@ import torch
 
 from utils.datasets import moons
 from utils.errors import InputError
-from utils.metrics import precision_recall, w2, w2_async, w2_floor, w2_floor_stats
+from utils.metrics import precision_recall, w2, w2_async, w2_draws, w2_floor, w2_floor_stats
 
 
 def _blobs(n, centres, seed, std=0.1):
@@ -48,6 +48,27 @@ def test_floor_stats_mean_and_spread():
     assert w2_floor(moons, 200, seeds=(11, 12)) == pytest.approx(vals[0])
     with pytest.raises(InputError, match="pairs"):
         w2_floor_stats(moons, n=50, pairs=1)
+
+
+def test_w2_draws_is_the_mean_of_its_fixed_draws_with_less_noise():
+    shift = torch.tensor([0.3, 0.0], dtype=torch.float64)
+    sample = lambda z: 0.5 * z + shift  # noqa: E731  a map of the noise, as a sampler is
+    target = lambda n, seed: moons(n, seed).double()  # noqa: E731
+    by_hand = [w2(sample(torch.randn(150, 2, generator=torch.Generator().manual_seed(40 + k), dtype=torch.float64)),
+                  target(150, 90 + k)) for k in range(3)]
+    value = w2_draws(sample, target, n=150, draws=3, noise_seed=40, data_seed=90)
+    assert value == pytest.approx(sum(by_hand) / 3, rel=1e-12)
+    assert w2_draws(sample, target, n=150, draws=3, noise_seed=40, data_seed=90) == value  # fixed draws
+    # the noise of the mean of 8 draws is about 1 / sqrt(8) of one draw's (two samples of the target)
+    same = lambda z: target(len(z), int(1000 * z[0, 0].abs()) % 997)  # noqa: E731  a fresh target sample
+    one = torch.tensor([w2_draws(same, target, n=150, draws=1, noise_seed=8 * r, data_seed=500 + 8 * r)
+                        for r in range(12)])
+    eight = torch.tensor([w2_draws(same, target, n=150, draws=8, noise_seed=8 * r, data_seed=500 + 8 * r)
+                          for r in range(12)])
+    assert eight.std() < 0.6 * one.std()
+    assert abs(eight.mean() - one.mean()) < 2 * one.std() / 12 ** 0.5 + 2 * eight.std() / 12 ** 0.5  # the same floor
+    with pytest.raises(InputError, match="draws"):
+        w2_draws(sample, target, n=10, draws=0)
 
 
 def test_floor_falls_with_n_the_plug_in_w2_is_biased_upwards():

@@ -71,10 +71,10 @@ def test_uniform_is_the_converged_reference_seed_for_seed():
     if entry is None or entry["code_hash"] != references.code_hash("05_fm_vp") or entry["steps"] != data["steps"]:
         pytest.skip("05_fm_vp is not stored for this code and length")
     cell = data["results"]["uniform"][str(data["steps"])]["w2_100"]
-    common = [s for s in data["seeds"] if str(s) in entry["seed_metrics"]]
+    common = [s for s in data["seeds"] if str(s) in entry["seed_runs"]]
     assert common
     for s in common:
-        assert cell["seeds"][data["seeds"].index(s)] == pytest.approx(entry["seed_metrics"][str(s)], rel=1e-9)
+        assert cell["seeds"][data["seeds"].index(s)] == pytest.approx(entry["seed_runs"][str(s)]["w2_100"], rel=1e-9)
 
 
 @stored

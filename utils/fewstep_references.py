@@ -8,8 +8,10 @@ consistency distillation learn from notebook 06's converged reflow (``06_reflow`
     from utils.references import load_reference
     model, entry = load_reference("08_meanflow")   # also "08_distill", "08_consistency", "08_shortcut"
 
-The judged metric is ``w2_1``: the exact W2 between 1000 one-step samples (from notebook 06's noise draw)
-and 06's 1000 held-out moons points; ``w2_2`` and ``w2_4`` at 2 and 4 NFE, precision and recall at 1.
+``w2_1`` is the exact W2 between 1000 one-step samples (from notebook 06's noise draw) and 06's 1000
+held-out moons points; ``w2_2`` and ``w2_4`` at 2 and 4 NFE, precision and recall at 1. The judged metric,
+``w2_1_mean8``, is the mean of the one-step W2 over 8 other fixed draws (``utils.metrics.w2_draws``): the
+same quantity with about sqrt(8) less sampling noise.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 from .datasets import moons
 from .fewstep import (LIVE_RECIPE, TwoTimeMLP, consistency_sampler, meanflow_sampler, shortcut_sampler,
                       train_consistency, train_distilled, train_meanflow, train_shortcut)
-from .metrics import precision_recall, w2
+from .metrics import precision_recall, w2, w2_draws
 from .models import TimeMLP
 
 __all__ = ["LIVE_STEPS", "STEPS", "NAMES", "NFES", "SAMPLERS", "evaluate_few_step"]
@@ -68,7 +70,8 @@ def evaluate_few_step(sampler) -> dict:
             out[f"w2_{nfe}"] = w2(x, ref)
             if nfe == 1:
                 out["precision_1"], out["recall_1"] = precision_recall(x, ref)
-    return {k: out[k] for k in ("w2_1", "w2_2", "w2_4", "precision_1", "recall_1")}
+        out["w2_1_mean8"] = w2_draws(lambda z: sampler(z, 1), moons)
+    return {k: out[k] for k in ("w2_1", "w2_2", "w2_4", "precision_1", "recall_1", "w2_1_mean8")}
 
 
 def _register() -> None:
@@ -81,14 +84,15 @@ def _register() -> None:
     code = (f.TwoTimeMLP, f.consistency_fn, f._loop, f._pairs, f._teacher_paths, f.teacher_trajectories,
             f.train_distilled, f.consistency_target, f.train_consistency, f.shortcut_target, f.train_shortcut,
             f.meanflow_target, f.train_meanflow, couplings.ot_couple, models.TimeMLP, models.time_features, datasets.moons,
-            solvers.solve_ode, _teacher, _train, evaluate_few_step, metrics.w2, metrics.precision_recall)
+            solvers.solve_ode, _teacher, _train, evaluate_few_step, metrics.w2, metrics.w2_draws,
+            metrics.precision_recall)
     params = {**LIVE_RECIPE, "eval_seeds": [EVAL_NOISE_SEED, EVAL_DATA_SEED]}
     for label, key in NAMES.items():
         build = TimeMLP if label in ("distillation", "consistency") else TwoTimeMLP
         sampler = SAMPLERS[label]
         register_reference(key, build=build, train=_train(label),
                            evaluate=lambda model, sampler=sampler: evaluate_few_step(sampler(model)),
-                           params={**params, "model": label}, metric="w2_1", steps=STEPS[label], seed=0,
+                           params={**params, "model": label}, metric="w2_1_mean8", steps=STEPS[label], seed=0,
                            spread_seeds=(1, 2), code=code, notebook="08",
                            description=f"notebook 08's {label} model (3 x 64 SELU, Adam 3e-3 cosine, batch 256): "
                                        f"W2 of 1000 one-step samples")

@@ -15,7 +15,8 @@ What is stored (``weights/``, at most ``MAX_BYTES`` = 10 MB in all, nothing down
 - ``weights/<name>.pt``: the model's float64 state dict, trained with the recipe's own seed;
 - ``weights/manifest.json``: per name, the hash of the training code and recipe (``code_hash``), the
   steps, the seed, the wall time and the machine, the final metrics, the held-out metric along training
-  (``trace``, at every fifth of the steps), the same metric for the other seeds (``seed_metrics``) and
+  (``trace``, at every fifth of the steps), the same metric for the other seeds (``seed_metrics``; every
+  metric of every seed in ``seed_runs``) and
   the convergence verdict: ``converged`` is true when the metric moved less than its seed spread (the
   standard deviation over the seeds) over the last 20 % of the steps.
 
@@ -367,6 +368,9 @@ def entry_from_runs(name: str, data: bytes, main: dict, others: Sequence[dict],
     seed_metrics.update({str(r["seed"]): r["metrics"][key] for r in others})
     if len(seed_metrics) < 2 and previous:
         seed_metrics = {**previous.get("seed_metrics", {}), str(main["seed"]): main["metrics"][key]}
+    seed_runs = {str(r["seed"]): r["metrics"] for r in [main, *others]}  # every metric of every seed
+    if len(seed_runs) < 2 and previous:
+        seed_runs = {**previous.get("seed_runs", {}), str(main["seed"]): main["metrics"]}
     values = list(seed_metrics.values())
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
@@ -376,7 +380,7 @@ def entry_from_runs(name: str, data: bytes, main: dict, others: Sequence[dict],
         module=rec.module, notebook=rec.notebook, description=rec.description,
         code_hash=trained_hash or code_hash(rec), steps=main["steps"], seed=main["seed"], params=rec.params,
         metric=key, metrics=main["metrics"], trace=main["trace"],
-        seed_metrics=seed_metrics, seed_mean=mean, seed_sd=sd,
+        seed_metrics=seed_metrics, seed_mean=mean, seed_sd=sd, seed_runs=seed_runs,
         drift_last_20pct=drift, converged=bool(sd is not None and drift is not None and drift < sd),
         wall_seconds=round(main["seconds"], 1), machine=_machine(),
         trained=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -12,9 +12,12 @@ Reflow is trained, with the same recipe, on 5000 pairs of the *converged* I-CFM 
     from utils.references import load_reference
     icfm, entry = load_reference("06_icfm")   # also "06_score", "06_fm_vp", "06_otcfm", "06_reflow"
 
-The judged metric is ``w2_100``: the exact W2 between 1000 samples (100 Euler steps of the flow, or of
-the probability flow ODE for the score model, from the notebook's noise draw ``EVAL_NOISE_SEED``) and
-the notebook's 1000 held-out moons points (``EVAL_DATA_SEED``). ``w2_1`` is the same after one step.
+``w2_100`` is the exact W2 between 1000 samples (100 Euler steps of the flow, or of the probability flow
+ODE for the score model, from the notebook's noise draw ``EVAL_NOISE_SEED``) and the notebook's 1000
+held-out moons points (``EVAL_DATA_SEED``): the number the notebook reproduces. ``w2_1`` is the same after
+one step. The judged metric, ``w2_100_mean8``, is the mean of that W2 over 8 other fixed draws
+(``utils.metrics.w2_draws``): the same quantity with about sqrt(8) less sampling noise, so that the
+convergence rule measures the training, not the noise of one draw of 1000 points.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import torch
 
 from .cfm import train_cfm
 from .datasets import moons
-from .metrics import precision_recall, w2
+from .metrics import precision_recall, w2, w2_draws
 from .models import TimeMLP
 from .paths import VPPath
 from .sde import VPSDE
@@ -75,13 +78,15 @@ def _train_flow(kind: str):
 
 
 def evaluate_sampler(sampler) -> dict:
-    """W2, precision and recall of ``sampler(x0, nfe)`` at 100 NFE, W2 at 1 NFE (fixed noise and data)."""
+    """W2, precision and recall of ``sampler(x0, nfe)`` at 100 NFE, W2 at 1 NFE (fixed noise and data), and
+    the judged W2 at 100 NFE averaged over 8 fixed draws."""
     x0 = torch.randn(1000, 2, generator=torch.Generator().manual_seed(EVAL_NOISE_SEED), dtype=torch.float64)
     ref = moons(1000, seed=EVAL_DATA_SEED).double()
     with torch.no_grad():
         x100, x1 = sampler(x0, 100), sampler(x0, 1)
     precision, recall = precision_recall(x100, ref)
-    return {"w2_100": w2(x100, ref), "precision_100": precision, "recall_100": recall, "w2_1": w2(x1, ref)}
+    return {"w2_100": w2(x100, ref), "precision_100": precision, "recall_100": recall, "w2_1": w2(x1, ref),
+            "w2_100_mean8": w2_draws(lambda z: sampler(z, 100), moons)}
 
 
 def _evaluate_score(model) -> dict:
@@ -101,10 +106,10 @@ def _register() -> None:
     code = (cfm.train_cfm, couplings.straight_pair, couplings.ot_couple,
             score_matching.train_score_model, score_matching.dsm_loss, score_matching.ScoreModel,
             models.TimeMLP, datasets.moons, paths.VPPath, sde.VPSDE, showdown.reflow_pairs, solvers.solve_ode,
-            _train_score, _train_flow, evaluate_sampler, metrics.w2, metrics.precision_recall)
+            _train_score, _train_flow, evaluate_sampler, metrics.w2, metrics.w2_draws, metrics.precision_recall)
     params = {**RECIPE, **SDE_PARAMS, "sigma": SIGMA, "reflow_pairs": REFLOW_PAIRS,
               "eval_seeds": [EVAL_NOISE_SEED, EVAL_DATA_SEED]}
-    common = dict(metric="w2_100", steps=STEPS, seed=0, spread_seeds=(1, 2), code=code, notebook="06")
+    common = dict(metric="w2_100_mean8", steps=STEPS, seed=0, spread_seeds=(1, 2), code=code, notebook="06")
     register_reference("06_score", build=lambda: ScoreModel(VPSDE(**SDE_PARAMS), s_min=1e-3),
                        train=_train_score, evaluate=_evaluate_score, params={**params, "model": "score"},
                        description="notebook 06's score model (DSM, skip term), read by the probability flow "

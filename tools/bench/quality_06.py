@@ -117,9 +117,9 @@ def summarise(runs: dict[int, tuple[dict, list[dict]]]) -> list[dict]:
 
 def converged_rows(floor: float, data_precision: float | None = None) -> list[dict]:
     """Issue 19's quality goal on the converged references (``weights/manifest.json``): W2 at 100 NFE
-    within ``GOAL_W2_RATIO`` x the floor over the seeds ``make weights`` trained (mean ± sd), and
-    precision at 100 NFE at least ``GOAL_PRECISION`` of the data's own (the shipped seed: the manifest
-    keeps only the judged metric of the other seeds). Last, ``06_score_long``: what training length alone
+    within ``GOAL_W2_RATIO`` x the floor over the seeds ``make weights`` trained (mean ± sd; the notebook's
+    draw of 1000 points, ``w2_100``), and precision at 100 NFE at least ``GOAL_PRECISION`` of the data's own
+    (mean over the same seeds; an entry stored before ``seed_runs`` existed gives the shipped seed's). Last, ``06_score_long``: what training length alone
     reaches (the score model, 16 x the showdown's steps)."""
     from utils.references import manifest
     from utils.showdown_references import NAMES
@@ -133,16 +133,20 @@ def converged_rows(floor: float, data_precision: float | None = None) -> list[di
             rows.append(dict(name=f"06 converged {label}", value="not trained (make weights)", target=None,
                              floor=None, note=""))
             continue
-        vals = list(e["seed_metrics"].values())
+        runs = e.get("seed_runs") or {str(e["seed"]): e["metrics"]}
+        vals = ([r["w2_100"] for r in runs.values()] if len(runs) > 1 else list(e["seed_metrics"].values()))
+        seeds = sorted(runs if len(runs) > 1 else e["seed_metrics"])
         mean = statistics.fmean(vals)
         met = mean <= GOAL_W2_RATIO * floor
-        p = e["metrics"].get("precision_100")
-        p_note = "" if p is None else f"; precision at 100 NFE {p:.2f} (seed {e['seed']})"
+        ps = [r["precision_100"] for r in runs.values() if "precision_100" in r]
+        p = statistics.fmean(ps) if ps else None
+        p_note = "" if p is None else (f"; precision at 100 NFE {_ms(ps)} (seeds {sorted(runs)})" if len(ps) > 1
+                                       else f"; precision at 100 NFE {p:.2f} (seed {e['seed']})")
         if p is not None and data_precision:
             p_note += (f" against {GOAL_PRECISION} x the data's {data_precision:.2f}: "
                        + ("met" if p >= GOAL_PRECISION * data_precision else "NOT met"))
         rows.append(dict(name=f"06 converged {label} ({e['steps']} steps): W2 at 100 NFE over seeds "
-                              f"{sorted(e['seed_metrics'])}", value=_ms(vals), target=f"<= {GOAL_W2_RATIO} x floor "
+                              f"{seeds}", value=_ms(vals), target=f"<= {GOAL_W2_RATIO} x floor "
                               f"= {GOAL_W2_RATIO * floor:.2f}", floor=floor,
                          note=("met" if met else "NOT met") + f" ({mean / floor:.2f} x the floor)" + p_note
                               + ("" if e.get("converged") else "; NOT converged by the manifest's test")))
