@@ -26,7 +26,7 @@ from .models import TimeMLP
 __all__ = ["LIVE_STEPS", "STEPS", "NAMES", "NFES", "SAMPLERS", "evaluate_few_step"]
 
 LIVE_STEPS = 200
-STEPS = {"distillation": 8000, "consistency": 8000, "shortcut": 8000, "MeanFlow": 16000}  # MeanFlow still moved at 8000
+STEPS = {"distillation": 8000, "consistency": 8000, "shortcut": 8000, "MeanFlow": 32000}  # MeanFlow moved at 8000 and 16000
 NFES = (1, 2, 4)
 EVAL_NOISE_SEED, EVAL_DATA_SEED = 7, 1001  # notebook 06's evaluation draw
 NAMES = {"distillation": "08_distill", "consistency": "08_consistency", "shortcut": "08_shortcut",
