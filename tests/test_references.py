@@ -181,3 +181,18 @@ def test_clear_messages():
 def test_manifest_is_valid_json():
     if references.MANIFEST.exists():
         json.loads(references.MANIFEST.read_text())
+
+
+def test_train_and_store_is_make_weights_and_keeps_every_seeds_weights(tiny):
+    out = references.train_and_store(["test_tiny"], jobs=1, report=lambda line: None)["test_tiny"]
+    main = _make("test_tiny")  # the same runs, by hand: the same entry (but for the time it took)
+    entry = references.manifest()["test_tiny"]
+    assert out["entry"]["metrics"] == main["metrics"] == entry["metrics"]
+    assert out["entry"]["seed_metrics"] == entry["seed_metrics"] and set(entry["seed_runs"]) == {"0", "1", "2"}
+    assert sorted(out["states"]) == [0, 1, 2]
+    for seed, data in out["states"].items():  # every seed's weights give that seed's metrics
+        model = references.model_from_state("test_tiny", data)
+        assert next(model.parameters()).dtype == torch.float64 and not model.training
+        assert references._evaluate(tiny, model) == pytest.approx(entry["seed_runs"][str(seed)], rel=1e-12)
+    line = references.verdict_line("test_tiny", entry)
+    assert line.startswith("== test_tiny: 50 steps") and ("NOT converged" in line) != entry["converged"]

@@ -253,17 +253,21 @@ def load_reference(name: str, device: torch.device | str | None = None) -> tuple
         raise InputError(f"no stored weights for {name!r} (have: {', '.join(sorted(manifest())) or 'none'}); "
                          f"train them with `make weights NAMES={name}`.")
     rec = recipe(name)
-    with _float64():
-        model = rec.build()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    model.eval()
+    model = model_from_state(name, path.read_bytes())
     if device is not None:
         model.to(device)
     if entry.get("code_hash") != code_hash(rec):
         warnings.warn(f"the recipe of {name!r} changed since its weights were trained; "
                       f"`make weights NAMES={name}` retrains them", stacklevel=2)
     return model, entry
+
+
+def model_from_state(name: str, data: bytes) -> nn.Module:
+    """The model of recipe ``name`` (built in float64) given a state dict saved by ``_state_bytes``, in eval mode."""
+    with _float64():
+        model = recipe(name).build()
+    model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 # ---------------------------------------------------------------- training
@@ -400,3 +404,51 @@ def store(name: str, entry: dict, data: bytes) -> None:
     current = manifest()
     current[name] = entry
     MANIFEST.write_text(json.dumps(dict(sorted(current.items())), indent=1) + "\n", encoding="utf-8")
+
+
+def _train_run(name: str, seed: int | None) -> tuple[dict, bytes]:
+    """One training run (a worker of ``train_and_store``): its record and its weights."""
+    model, record = train_reference(name, seed=seed, report=lambda line: print("  " + line, flush=True))
+    return record, _state_bytes(model)
+
+
+def train_and_store(names: Sequence[str], jobs: int = 1, spread: bool = True,
+                    report: Callable[[str], None] = print) -> dict[str, dict]:
+    """What ``make weights`` does: train each recipe with its own seed and (``spread``) its spread seeds,
+    ``jobs`` runs at a time in spawned processes (one thread each), and store every reference with its
+    manifest entry. Returns, per name, ``entry`` and ``states`` (every seed's weights, by seed, for a
+    caller that measures the spread seeds' models too: ``model_from_state``)."""
+    runs = [(n, recipe(n).seed) for n in names]  # the recipe's own seed first: its weights ship
+    if spread:
+        runs += [(n, s) for n in names for s in recipe(n).spread_seeds]
+    hashes = {n: code_hash(n) for n in names}  # the code that trains (files may change meanwhile)
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_train_run, *zip(*runs)))
+    else:
+        results = [_train_run(n, s) for n, s in runs]
+    old, out = manifest(), {}
+    for n in names:
+        mine = [(s, r) for (rn, s), r in zip(runs, results) if rn == n]
+        (_, (main, data)), others = mine[0], mine[1:]
+        entry = entry_from_runs(n, data, main, [r for _, (r, _) in others], old.get(n), hashes[n])
+        if code_hash(n) != hashes[n]:
+            report(f"== {n}: its training code changed on disk while it trained; stored with the hash of the "
+                   f"code that trained, so the stale-weights test names it if the change matters")
+        store(n, entry, data)
+        out[n] = dict(entry=entry, states={s: b for s, (_, b) in mine})
+    return out
+
+
+def verdict_line(name: str, entry: dict) -> str:
+    """One line: a stored reference's steps, time, metrics, spread over seeds and convergence verdict."""
+    sd = entry["seed_sd"]
+    return (f"== {name}: {entry['steps']} steps in {entry['wall_seconds']:.0f} s; "
+            + ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items())
+            + f"; over seeds {', '.join(entry['seed_metrics'])}: {entry['seed_mean']:.4f}"
+            + (f" +- {sd:.4f}" if sd is not None else "")
+            + f"; moved {entry['drift_last_20pct']:.4f} over the last 20 % of steps: "
+            + ("converged" if entry["converged"] else "NOT converged (moved more than the seed spread)"))

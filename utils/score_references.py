@@ -28,7 +28,6 @@ Then the learned score's excess W2 over the exact score's, at the same eps and N
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -147,27 +146,13 @@ def noise_sweep(scores: dict, eps=SWEEP_EPS, nfes=SWEEP_NFE, n: int = SWEEP_N, r
     return rows
 
 
-def _model_from(state: bytes) -> ScoreModel:
-    """A score model from a stored state dict (``references._state_bytes``), float64, eval mode."""
-    model = _build().double()
-    model.load_state_dict(torch.load(io.BytesIO(state), weights_only=True))
-    return model.eval()
-
-
-def _train_seed(seed: int) -> tuple[dict, bytes]:
-    """One training run of the recipe (a worker of ``retrain``): its record and its weights."""
-    from .references import _state_bytes, train_reference
-
-    torch.set_num_threads(1)
-    model, record = train_reference(NAME, seed=seed, report=lambda line: print("  " + line, flush=True))
-    return record, _state_bytes(model)
-
-
 def _sweep_one(label: str, state: bytes | None, **grid) -> list[dict]:
     """The sweep's rows of one score (a worker): the exact score when ``state`` is None. Every score's rows
     use the same noise and draws, so sweeping them apart gives the rows of ``noise_sweep`` on all of them."""
     torch.set_num_threads(1)
-    score = eight_gaussians_mixture().score_fn(_sde()) if state is None else _model_from(state)
+    from .references import model_from_state
+
+    score = eight_gaussians_mixture().score_fn(_sde()) if state is None else model_from_state(NAME, state)
     return noise_sweep({label: score}, **grid)
 
 
@@ -203,21 +188,13 @@ def _compute_and_store(spread_models: dict | None = None, jobs: int = 1) -> dict
 
 def retrain(jobs: int = 3) -> dict:
     """``make weights NAMES=04_score`` and the sweep in one run: the three seeds are trained once, in parallel,
-    the reference stored as ``make weights`` stores it, and the spread seeds' models go straight into the sweep
-    (which would otherwise train them again)."""
-    from .references import code_hash, entry_from_runs, manifest, recipe, store
+    the reference stored as ``make weights`` stores it (``references.train_and_store``), and the spread seeds'
+    models go straight into the sweep (which would otherwise train them again)."""
+    from .references import model_from_state, recipe, train_and_store, verdict_line
 
-    rec = recipe(NAME)
-    trained_hash = code_hash(NAME)  # the code that trains, taken before (as make weights does)
-    seeds = (rec.seed, *rec.spread_seeds)
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        (main, data), *others = pool.map(_train_seed, seeds)
-    entry = entry_from_runs(NAME, data, main, [r for r, _ in others], manifest().get(NAME), trained_hash)
-    store(NAME, entry, data)
-    print(f"== {NAME}: {entry['steps']} steps; {entry['metric']} over seeds {entry['seed_mean']:.4f} "
-          f"+- {entry['seed_sd']:.4f}; moved {entry['drift_last_20pct']:.4f} over the last 20 %: "
-          + ("converged" if entry["converged"] else "NOT converged"), flush=True)
-    spread = {f"seed {s}": _model_from(b) for s, (_, b) in zip(rec.spread_seeds, others)}
+    out = train_and_store([NAME], jobs=jobs)[NAME]
+    print(verdict_line(NAME, out["entry"]), flush=True)
+    spread = {f"seed {s}": model_from_state(NAME, out["states"][s]) for s in recipe(NAME).spread_seeds}
     return _compute_and_store(spread, jobs=min(jobs, 2))
 
 

@@ -16,15 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
-
-
-def _run(name: str, seed: int | None) -> tuple:
-    from utils import references
-
-    model, record = references.train_reference(name, seed=seed, report=lambda line: print("  " + line, flush=True))
-    return record, (references._state_bytes(model) if seed is None else None)
 
 
 def main(argv=None) -> int:
@@ -48,34 +39,11 @@ def main(argv=None) -> int:
             print(f"{n:<24} {'stale: ' + '; '.join(why) if why else 'up to date'}")
         return 0
 
-    jobs = [(n, None) for n in names]  # None: the recipe's own seed, whose weights ship
-    if not args.no_spread:
-        jobs += [(n, s) for n in names for s in references.recipe(n).spread_seeds]
-    hashes = {n: references.code_hash(n) for n in names}  # the code that trains (files may change meanwhile)
-    print(f"== make weights: {len(names)} reference(s), {len(jobs)} training run(s), {args.jobs} at a time")
+    runs = sum(1 + (0 if args.no_spread else len(references.recipe(n).spread_seeds)) for n in names)
+    print(f"== make weights: {len(names)} reference(s), {runs} training run(s), {args.jobs} at a time")
     start = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_run, *zip(*jobs)))
-    else:
-        results = [_run(n, s) for n, s in jobs]
-
-    old = references.manifest()
-    for n in names:
-        (main_record, data), = [r for (jn, s), r in zip(jobs, results) if jn == n and s is None]
-        others = [r for (jn, s), r in zip(jobs, results) if jn == n and s is not None]
-        entry = references.entry_from_runs(n, data, main_record, [o[0] for o in others], old.get(n), hashes[n])
-        if references.code_hash(n) != hashes[n]:
-            print(f"== {n}: its training code changed on disk while it trained; stored with the hash of the "
-                  f"code that trained, so the stale-weights test names it if the change matters")
-        references.store(n, entry, data)
-        sd = entry["seed_sd"]
-        print(f"== {n}: {entry['steps']} steps in {entry['wall_seconds']:.0f} s; "
-              + ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items())
-              + f"; over seeds {', '.join(entry['seed_metrics'])}: {entry['seed_mean']:.4f}"
-              + (f" +- {sd:.4f}" if sd is not None else "")
-              + f"; moved {entry['drift_last_20pct']:.4f} over the last 20 % of steps: "
-              + ("converged" if entry["converged"] else "NOT converged (moved more than the seed spread)"))
+    for n, out in references.train_and_store(names, jobs=args.jobs, spread=not args.no_spread).items():
+        print(references.verdict_line(n, out["entry"]))
     print(f"== make weights took {time.perf_counter() - start:.0f} s; weights/ holds "
           f"{sum(p.stat().st_size for p in references.WEIGHTS_DIR.glob('*.pt')) / 1e6:.2f} MB "
           f"(cap {references.MAX_BYTES / 2**20:.0f} MiB)")
