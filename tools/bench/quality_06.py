@@ -188,18 +188,9 @@ def run(seeds=SEEDS) -> list[dict]:
     for seed in seeds:
         text, claims = run_with_seed(seed)
         runs[seed] = (parse_showdown(text), claims)
-    from utils.datasets import moons
-    from utils.metrics import precision_recall, w2_floor_stats
+    from tools.bench.capacity_06 import scale
 
-    import torch
-
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # the notebook's precision: the same data points, the same floor
-    try:
-        floor, _ = w2_floor_stats(moons, 1000, pairs=8)  # the notebook's floor with SEED = 0
-        data_precision = precision_recall(moons(1000, seed=1002), moons(1000, seed=1001))[0]
-    finally:
-        torch.set_default_dtype(dtype)
+    floor, _, data_precision = scale()  # in float64, the notebook's floor and data precision with SEED = 0
     return summarise(runs) + converged_rows(floor, data_precision) + capacity_rows()
 
 

@@ -21,17 +21,9 @@ DIGITS = "08_digits"  # the few-step digit references judge a 64-dimensional W2,
 
 def metric_noise() -> float:
     """The standard deviation of one W2 between 1000-point samples of the moons (8 pairs, float64)."""
-    import torch
+    from tools.bench.capacity_06 import scale
 
-    from utils.datasets import moons
-    from utils.metrics import w2_floor_stats
-
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        return w2_floor_stats(moons, 1000, pairs=8)[1]
-    finally:
-        torch.set_default_dtype(dtype)
+    return scale()[1]
 
 
 def rows_for(entries: dict, noise: float) -> list[dict]:
