@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from utils import references
+from utils import make_weights, references
 from utils.errors import InputError
 
 NAMES = references.registered()
@@ -184,7 +184,7 @@ def test_manifest_is_valid_json():
 
 
 def test_train_and_store_is_make_weights_and_keeps_every_seeds_weights(tiny):
-    out = references.train_and_store(["test_tiny"], jobs=1, report=lambda line: None)["test_tiny"]
+    out = make_weights.train_and_store(["test_tiny"], jobs=1, report=lambda line: None)["test_tiny"]
     main = _make("test_tiny")  # the same runs, by hand: the same entry (but for the time it took)
     entry = references.manifest()["test_tiny"]
     assert out["entry"]["metrics"] == main["metrics"] == entry["metrics"]
@@ -194,5 +194,5 @@ def test_train_and_store_is_make_weights_and_keeps_every_seeds_weights(tiny):
         model = references.model_from_state("test_tiny", data)
         assert next(model.parameters()).dtype == torch.float64 and not model.training
         assert references._evaluate(tiny, model) == pytest.approx(entry["seed_runs"][str(seed)], rel=1e-12)
-    line = references.verdict_line("test_tiny", entry)
+    line = make_weights.verdict_line("test_tiny", entry)
     assert line.startswith("== test_tiny: 50 steps") and ("NOT converged" in line) != entry["converged"]

@@ -190,7 +190,8 @@ def retrain(jobs: int = 3) -> dict:
     """``make weights NAMES=04_score`` and the sweep in one run: the three seeds are trained once, in parallel,
     the reference stored as ``make weights`` stores it (``references.train_and_store``), and the spread seeds'
     models go straight into the sweep (which would otherwise train them again)."""
-    from .references import model_from_state, recipe, train_and_store, verdict_line
+    from .make_weights import train_and_store, verdict_line
+    from .references import model_from_state, recipe
 
     out = train_and_store([NAME], jobs=jobs)[NAME]
     print(verdict_line(NAME, out["entry"]), flush=True)

@@ -19,7 +19,7 @@ import time
 
 
 def main(argv=None) -> int:
-    from utils import references
+    from utils import make_weights, references
 
     ap = argparse.ArgumentParser(description="train the converged references into weights/")
     ap.add_argument("names", nargs="*", help="references to train (default: all registered)")
@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     runs = sum(1 + (0 if args.no_spread else len(references.recipe(n).spread_seeds)) for n in names)
     print(f"== make weights: {len(names)} reference(s), {runs} training run(s), {args.jobs} at a time")
     start = time.perf_counter()
-    for n, out in references.train_and_store(names, jobs=args.jobs, spread=not args.no_spread).items():
-        print(references.verdict_line(n, out["entry"]))
+    for n, out in make_weights.train_and_store(names, jobs=args.jobs, spread=not args.no_spread).items():
+        print(make_weights.verdict_line(n, out["entry"]))
     print(f"== make weights took {time.perf_counter() - start:.0f} s; weights/ holds "
           f"{sum(p.stat().st_size for p in references.WEIGHTS_DIR.glob('*.pt')) / 1e6:.2f} MB "
           f"(cap {references.MAX_BYTES / 2**20:.0f} MiB)")
