@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tools.bench import quality_06
-from tools.bench.run import MARGIN, budget
+from tools.bench.run import MARGIN, REFERENCE_UNIT_S, budget
 
 
 def _stored_text() -> str:
@@ -47,7 +47,7 @@ def test_summary_counts_the_seeds_that_support_each_claim():
 
 
 def test_budgets_are_in_units_with_a_margin():
-    assert budget("06_couplings_showdown") == pytest.approx(90 / 0.55) and MARGIN == 2.0
+    assert budget("06_couplings_showdown") == pytest.approx(90 / REFERENCE_UNIT_S) and MARGIN == 2.0
     assert budget("01_change_of_variables") < budget("06_couplings_showdown")
 
 
@@ -126,3 +126,18 @@ def test_convergence_rows_keep_the_rule_and_compare_moons_w2_with_its_noise():
         "convergence of 06_f"]["note"]
     assert "sampling noise" not in rows["convergence of 08_digits_d"]["note"]  # 64-dimensional: another scale
     assert 0.01 < qc.metric_noise() < 0.2
+
+
+def test_the_calibration_unit_is_a_notebook_run_as_the_course_runs_them():
+    """A unit is a fresh kernel doing the notebooks' kinds of work; here with 20 steps, so it is quick."""
+    from tools.bench.run import ROOT, calibration_notebook
+    from tools.course.execute import run
+
+    nb = calibration_notebook(steps=20)
+    assert "torch.set_default_dtype(torch.float64)" in nb.cells[0].source  # as the notebooks that train
+    assert "torch.set_num_threads(1)" in nb.cells[0].source
+    assert run(nb, ROOT / "solutions", timeout=120) > 0
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.output_type == "stream" and o.text.startswith("W2 ") for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figure was drawn
