@@ -68,17 +68,20 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     from utils import references
     from utils.showdown_references import NAMES
 
-    fake = {name: dict(seed_metrics={"0": 0.19, "1": 0.21, "2": 0.20}, metrics={"precision_100": 0.93}, seed=0,
-                       steps=4000, converged=True) for name in [*NAMES.values(), "06_score_long"]}
-    fake[NAMES["I-CFM"]]["seed_metrics"] = {"0": 0.30, "1": 0.31, "2": 0.29}
+    runs = lambda *w: {str(s): dict(w2_100=v, precision_100=0.93, w2_100_mean8=0.5) for s, v in enumerate(w)}  # noqa: E731
+    fake = {name: dict(seed_runs=runs(0.19, 0.21, 0.20), seed=0, steps=4000, converged=True)
+            for name in [*NAMES.values(), "06_score_long"]}
+    fake[NAMES["I-CFM"]]["seed_runs"] = runs(0.30, 0.31, 0.29)
+    del fake[NAMES["reflow"]]["seed_runs"]  # stored before every seed's metrics were kept
     monkeypatch.setattr(references, "manifest", lambda: fake)
     rows = {r["name"].split(" (")[0]: r for r in quality_06.converged_rows(floor=0.16, data_precision=0.99)}
     assert rows["06 converged OT-CFM"]["value"] == "0.20 ± 0.01"
-    assert rows["06 converged OT-CFM"]["note"].startswith("met") and "precision at 100 NFE 0.93" in rows[
+    assert rows["06 converged OT-CFM"]["note"].startswith("met") and "precision at 100 NFE 0.93 ± 0.00" in rows[
         "06 converged OT-CFM"]["note"] and rows["06 converged OT-CFM"]["note"].endswith(": met")
     assert rows["06 converged I-CFM"]["note"].startswith("NOT met")
     assert rows["06 converged score model, 16 x longer"]["note"].startswith("met")
-    # with every seed's metrics stored (seed_runs), W2 and precision are read over the seeds
+    assert rows["06 converged reflow"]["value"].startswith("stored without every seed's metrics")
+    # precision is read over the seeds too: one seed's 0.95 does not hide the others' 0.85 and 0.84
     fake[NAMES["OT-CFM"]]["seed_runs"] = {s: dict(w2_100=w, precision_100=p, w2_100_mean8=0.5)
                                           for s, w, p in [("0", 0.19, 0.95), ("1", 0.20, 0.85), ("2", 0.21, 0.84)]}
     row = {r["name"].split(" (")[0]: r for r in quality_06.converged_rows(floor=0.16, data_precision=0.99)}[
