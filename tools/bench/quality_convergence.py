@@ -9,8 +9,10 @@ W2 with them. So the 2D moons references are judged on the mean of that W2 over 
 (``w2_100_mean8``, ``w2_1_mean8``: ``utils.metrics.w2_draws``), whose noise is about sqrt(8) smaller.
 This module prints, for every stored reference, the rule's verdict (unchanged), the move, the seed spread
 and, for the moons W2 metrics, whether the move is smaller than the sampling noise of the judged metric
-(one W2's, divided by sqrt(8) for a mean of 8 draws): a comparison, not a second verdict. It trains nothing
-and reads ``weights/manifest.json``.
+(one W2's, divided by sqrt(8) for a mean of 8 draws): a comparison, not a second verdict. Then, for the
+references that fail the rule, the length test (``tools.bench.length_test``): the same recipe trained twice
+as long on the same seeds, and whether that moved the mean final metric by less than the seed spread. It
+trains nothing and reads ``weights/manifest.json`` and ``weights/length_test.json``.
 """
 from __future__ import annotations
 
@@ -47,10 +49,31 @@ def rows_for(entries: dict, noise: float) -> list[dict]:
     return rows
 
 
+def length_rows(results: dict, current_hash=None) -> list[dict]:
+    """One row per length-tested reference (``utils.convergence.length_results()``): the move of the mean
+    final metric from N to 2N steps against the stored seed spread. ``current_hash(name, factor)``, if
+    given, marks a result whose code has changed since as stale."""
+    rows = []
+    for name, r in sorted(results.items()):
+        s = r["summary"]
+        note = (("converged by length" if s["converged_by_length"] else "NOT converged by length")
+                + f" (the rule's last fifth moved {s['rule_moved']:.2g}); {s['short_steps']} steps "
+                f"{s['short_mean']:.4g} ± {s['short_sd']:.2g}, {s['long_steps']} steps {s['long_mean']:.4g} ± "
+                f"{s['long_sd']:.2g}")
+        if current_hash is not None and current_hash(name, r["factor"]) != r["code_hash"]:
+            note = "STALE (the recipe or the test changed: python -m tools.bench.length_test); " + note
+        rows.append(dict(name=f"length test of {name} ({s['short_steps']} -> {s['long_steps']} steps), "
+                              f"{s['metric']}: the mean moved", value=round(s["moved"], 4),
+                         target=f"|move| < seed sd {s['short_sd']:.2g}", floor=None, note=note))
+    return rows
+
+
 def run() -> list[dict]:
+    from tools.bench import length_test
+    from utils.convergence import length_results
     from utils.references import manifest
 
-    return rows_for(manifest(), metric_noise())
+    return rows_for(manifest(), metric_noise()) + length_rows(length_results(), length_test.code_hash)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def print_quality() -> None:
         print("|---|---:|---|---:|---|")
         for r in rows:
             v, fl = r.get("value"), r.get("floor")
-            fv = f"{v:.3f}" if isinstance(v, float) else str(v)
+            fv = (f"{v:.3g}" if 0 < abs(v) < 0.01 else f"{v:.3f}") if isinstance(v, float) else str(v)
             ff = "" if fl is None else (f"{fl:.3f}" if isinstance(fl, float) else str(fl))
             print(f"| {r['name']} | {fv} | {r.get('target') or ''} | {ff} | {r.get('note', '')} |")
 

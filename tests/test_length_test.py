@@ -1,0 +1,87 @@
+"""The length test (tools/bench/length_test.py, weights/length_test.json): recipes trained twice as long.
+
+- the verdict compares the move of the mean final metric with the stored seed spread, both ways;
+- every stored result belongs to the code as it stands, ran the recipe's own seeds at its factor of the
+  recipe's steps, and its summary follows from its runs and the manifest;
+- a short run is reproduced number for number;
+- the bench prints one row per result, and marks a stale one.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools.bench import length_test, quality_convergence
+from utils import references
+from utils.convergence import length_note, length_result, length_results
+
+stored = pytest.mark.skipif(not length_test.OUT.exists(),
+                            reason="no stored run: nice -n 10 python -m tools.bench.length_test")
+
+
+def _entry(sd=0.01, **seed_metrics):
+    return dict(metric="w2_100_mean8", steps=100, seed_sd=sd, drift_last_20pct=0.05,
+                seed_metrics={"0": 0.30, "1": 0.32, "2": 0.34, **seed_metrics})
+
+
+def _runs(*values):
+    return [dict(seed=s, steps=200, value=v) for s, v in enumerate(values)]
+
+
+def test_the_verdict_is_the_move_of_the_mean_against_the_seed_spread():
+    near = length_test.summarise(_runs(0.295, 0.315, 0.335), _entry())
+    assert near["moved"] == pytest.approx(-0.005) and near["converged_by_length"]
+    assert near["short_mean"] == pytest.approx(0.32) and near["long_steps"] == 200 and near["short_steps"] == 100
+    far = length_test.summarise(_runs(0.25, 0.27, 0.29), _entry())
+    assert far["moved"] == pytest.approx(-0.05) and not far["converged_by_length"]
+    worse = length_test.summarise(_runs(0.35, 0.37, 0.39), _entry())
+    assert worse["moved"] == pytest.approx(0.05) and not worse["converged_by_length"]  # worse is not converged
+    assert length_test.summarise(_runs(0.30, 0.32, 0.34), _entry(sd=0.0))["converged_by_length"] is False
+
+
+def test_the_names_are_registered_references():
+    assert set(length_test.NAMES) <= set(references.registered())
+    assert length_test.PROBE[0] in references.registered()
+
+
+def test_the_bench_prints_a_row_per_result_and_marks_a_stale_one():
+    result = dict(code_hash="abc", factor=2, summary=length_test.summarise(_runs(0.25, 0.27, 0.29), _entry()))
+    rows = quality_convergence.length_rows({"06_x": result})
+    assert len(rows) == 1 and rows[0]["value"] == pytest.approx(-0.05)
+    assert rows[0]["note"].startswith("NOT converged by length") and "100 -> 200 steps" in rows[0]["name"]
+    stale = quality_convergence.length_rows({"06_x": result}, current_hash=lambda name, factor: "other")
+    assert stale[0]["note"].startswith("STALE")
+
+
+@stored
+def test_every_stored_result_belongs_to_the_code_and_the_manifest():
+    results, manifest = length_results(), references.manifest()
+    assert results, "the stored file holds no result"
+    for name, r in results.items():
+        rec = references.recipe(name)
+        assert r["code_hash"] == length_test.code_hash(name, r["factor"]), (
+            f"{name}'s recipe or the length test changed since its run: python -m tools.bench.length_test --names {name}")
+        assert [run["seed"] for run in r["runs"]] == [rec.seed, *rec.spread_seeds]
+        assert all(run["steps"] == r["factor"] * rec.steps for run in r["runs"])
+        assert all(run["trace"][-1] == [run["steps"], run["value"]] for run in r["runs"])
+        summary = length_test.summarise(r["runs"], manifest[name])
+        assert json.loads(json.dumps(summary)) == r["summary"]
+
+
+@stored
+def test_a_short_run_is_reproduced():
+    probe = json.loads(length_test.OUT.read_text(encoding="utf-8"))["probe"]
+    assert (probe["name"], probe["steps"]) == length_test.PROBE
+    assert length_test.train(probe["name"], probe["seed"], probe["steps"])["value"] == pytest.approx(probe["value"],
+                                                                                                     rel=1e-9)
+
+
+@stored
+def test_the_notebooks_read_the_verdict_as_stored():
+    for name, r in length_results().items():
+        assert length_result(name) == r["summary"]
+        note = length_note(name)
+        assert f"twice as long ({r['summary']['long_steps']} steps" in note
+        assert ("converged by length" in note) and (("not converged" in note) != r["summary"]["converged_by_length"])
+    assert length_result("no_such_reference") is None and length_note("no_such_reference") == ""
