@@ -49,4 +49,4 @@ def length_note(name: str) -> str:
     ratio = s["long_steps"] / s["short_steps"]
     longer = "twice as long" if ratio == 2 else f"{ratio:g} times as long"
     return (f"{longer} ({s['long_steps']} steps, same seeds): {s['long_mean']:.3g} (sd {s['long_sd']:.1g}), "
-            f"the mean moved {s['moved']:+.1g}, {verdict}")
+            f"the mean moved {s['moved']:+.2g}, {verdict}")

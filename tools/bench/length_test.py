@@ -2,9 +2,9 @@
 
 ``make weights`` calls a reference converged when its judged metric moved less than its seed spread over
 the last fifth of its steps (``utils.references``). A recipe that decays its learning rate to zero on a
-cosine schedule over the run (04's score model; 06's score, score_long and reflow; 08's MeanFlow) makes
-its largest gains in that last fifth, where the rate falls, however long it trains: the rule cannot pass
-there, so it cannot tell a converged recipe from one that is not. 05's VP model trains with a constant rate
+cosine schedule over the run (04's score model; 06's score, score_long and reflow; 07's digits; 08's
+MeanFlow) makes its largest gains in that last fifth, where the rate falls, however long it trains: the
+rule cannot pass there, so it cannot tell a converged recipe from one that is not. 05's VP model trains with a constant rate
 and its W2 wanders over the last fifth. This module asks the other question: train **the same recipe
 through the same code** (``utils.references.train_reference(name, seed, 2 * steps)``, the schedule
 stretched over the longer run) on the same three seeds, and compare the mean final metric with the stored
@@ -34,9 +34,9 @@ from utils import references
 from utils.convergence import LENGTH_TEST as OUT
 from utils.references import _machine, _normalised_source
 
-# the references that fail the last-fifth rule and whose doubled run fits a bench session (03's CNF has its
-# own longer run, tools.bench.cnf_longer_03; 07's digits were measured 4x longer, see the README)
-NAMES = ("08_meanflow", "06_score_long", "04_score", "05_fm_vp", "06_reflow", "06_score")
+# the references that fail the last-fifth rule (03's CNF has its own longer run, tools.bench.cnf_longer_03),
+# the longest first so that two workers finish together
+NAMES = ("08_meanflow", "06_score_long", "04_score", "07_digits", "05_fm_vp", "06_reflow", "06_score")
 FACTOR = 2
 PROBE = ("06_score", 10)  # a short run stored so that a test can rerun it, number for number
 
