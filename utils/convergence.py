@@ -1,4 +1,4 @@
-"""Is a reference converged? The length test's stored answers, as the notebooks print them (04, 06, 08).
+"""Is a reference converged? The length test's stored answers, as the notebooks print them (04 to 08).
 
 ``make weights`` judges a reference by the last fifth of its steps (``utils.references``: converged when its
 judged metric moved less than its seed spread there). A recipe that decays its learning rate to zero over

@@ -188,7 +188,7 @@ def _compute_and_store(spread_models: dict | None = None, jobs: int = 1) -> dict
 
 def retrain(jobs: int = 3) -> dict:
     """``make weights NAMES=04_score`` and the sweep in one run: the three seeds are trained once, in parallel,
-    the reference stored as ``make weights`` stores it (``references.train_and_store``), and the spread seeds'
+    the reference stored as ``make weights`` stores it (``make_weights.train_and_store``), and the spread seeds'
     models go straight into the sweep (which would otherwise train them again)."""
     from .make_weights import train_and_store, verdict_line
     from .references import model_from_state, recipe

@@ -32,6 +32,7 @@ def execute(path: Path, timeout: int = 600, write: bool = True) -> tuple[nbforma
         nbformat.write(nb, path)
     return nb, seconds
 
+
 if __name__ == "__main__":
     for arg in sys.argv[1:]:
         _, s = execute(Path(arg))
