@@ -4,7 +4,9 @@
 - every stored result belongs to the code as it stands, ran the recipe's own seeds at its factor of the
   recipe's steps, and its summary follows from its runs and the manifest;
 - a short run is reproduced number for number;
-- the bench prints one row per result, and marks a stale one.
+- the bench prints one row per result, and marks a stale one;
+- every other metric the reference keeps per seed gets the same yardstick (``metric_moves``), and a
+  notebook can read the doubled run of the shipped seed (``doubled_metrics``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from tools.bench import length_test, quality_convergence
 from utils import references
-from utils.convergence import length_note, length_result, length_results
+from utils.convergence import doubled_metrics, length_note, length_result, length_results, metric_moves, moves_note
 
 stored = pytest.mark.skipif(not length_test.OUT.exists(),
                             reason="no stored run: nice -n 10 python -m tools.bench.length_test")
@@ -52,6 +54,58 @@ def test_the_bench_prints_a_row_per_result_and_marks_a_stale_one():
     assert rows[0]["note"].startswith("NOT converged by length") and "100 -> 200 steps" in rows[0]["name"]
     stale = quality_convergence.length_rows({"06_x": result}, current_hash=lambda name, factor: "other")
     assert stale[0]["note"].startswith("STALE")
+
+
+def _seed_runs(**per_metric):
+    return {str(s): {k: v[s] for k, v in per_metric.items()} for s in range(3)}
+
+
+def test_every_metric_is_judged_by_its_own_seed_spread():
+    entry = dict(_entry(), seed_runs=_seed_runs(w2=(0.30, 0.32, 0.34), precision=(0.80, 0.81, 0.82),
+                                             recall=(1.0, 1.0, 1.0)))
+    runs = [dict(seed=s, metrics=m) for s, m in enumerate(
+        [dict(w2=0.295, precision=0.86, recall=1.0), dict(w2=0.315, precision=0.85, recall=1.0),
+         dict(w2=0.335, precision=0.87, recall=1.0)])]
+    moves = metric_moves("06_x", runs, entry)
+    assert set(moves) == {"w2", "precision", "recall"}
+    assert moves["w2"]["moved"] == pytest.approx(-0.005) and moves["w2"]["short_sd"] == pytest.approx(0.02)
+    assert moves["w2"]["within"] and not moves["precision"]["within"]
+    assert moves["precision"]["moved"] == pytest.approx(0.05)
+    assert moves["recall"]["within"]  # no spread, no move: within
+    runs[0]["metrics"]["recall"] = 0.99
+    assert not metric_moves("06_x", runs, entry)["recall"]["within"]  # no spread, a move: beyond
+    del runs[1]["metrics"]["w2"]
+    assert "w2" not in metric_moves("06_x", runs, entry)  # a metric missing from one run is not compared
+    assert metric_moves("06_x", runs, _entry()) is None  # an entry without seed_runs
+    assert metric_moves("06_x", [dict(seed=7, metrics={})], entry) is None  # a seed the entry never trained
+
+
+def test_the_bench_sorts_the_other_metrics():
+    entry = dict(_entry(), seed_runs=_seed_runs(w2_100_mean8=(0.30, 0.32, 0.34), precision=(0.80, 0.81, 0.82),
+                                        recall=(0.99, 1.0, 1.0)))
+    runs = [dict(seed=s, steps=200, value=v, metrics=dict(w2_100_mean8=v, precision=0.81 + 0.05, recall=0.995))
+            for s, v in enumerate((0.25, 0.27, 0.29))]
+    result = dict(code_hash="abc", factor=2, runs=runs, summary=length_test.summarise(runs, entry))
+    note = quality_convergence.length_rows({"06_x": result}, entries={"06_x": entry})[0]["note"]
+    assert "other metrics within their seed sd: recall" in note
+    assert "other metrics beyond their seed sd: precision" in note and "w2_100_mean8" not in note.split(";", 2)[-1]
+
+
+@stored
+def test_the_notebooks_read_every_metric_of_the_doubled_run():
+    entries = references.manifest()
+    for name, r in length_results().items():
+        assert doubled_metrics(name) == next(run["metrics"] for run in r["runs"]
+                                             if run["seed"] == references.recipe(name).seed)
+        moves = metric_moves(name)
+        if not entries[name].get("seed_runs"):
+            assert moves is None and moves_note(name) == ""
+            continue
+        judged = moves[r["summary"]["metric"]]  # the judged metric, recomputed from the same runs
+        assert judged["moved"] == pytest.approx(r["summary"]["moved"], rel=1e-9, abs=1e-12)
+        assert judged["within"] == r["summary"]["converged_by_length"]
+        assert all(f"{k} " in moves_note(name) for k in moves)
+    assert doubled_metrics("no_such_reference") is None and metric_moves("no_such_reference") is None
 
 
 @stored

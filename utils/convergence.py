@@ -7,17 +7,25 @@ the run makes its largest gains in that last fifth however long it trains, so fo
 twice as long through the same code on the same seeds, does the mean final metric move less than the same
 spread? Its answers are stored in ``weights/length_test.json``; this module reads them.
 
-    from utils.convergence import length_note, length_result
+    from utils.convergence import length_note, length_result, metric_moves, doubled_metrics
     length_result("06_score_long")["converged_by_length"]   # True
     print("06_score: " + length_note("06_score"))           # "twice as long (8000 steps, ...)..."
+    metric_moves("04_score")["w2_ode"]["within"]             # did the samples' W2 move less than its seed sd?
+    doubled_metrics("07_digits")                              # every metric of the doubled run of the shipped seed
+
+The judged metric is one number; a notebook reads others too (W2, precision, recall, accuracy). ``metric_moves``
+applies the same yardstick to each of them, so a notebook can say which of its readings still change with
+length and which do not.
 """
 from __future__ import annotations
 
 import json
+import statistics
 
-from .references import WEIGHTS_DIR
+from .references import WEIGHTS_DIR, manifest, recipe
 
-__all__ = ["LENGTH_TEST", "length_results", "length_result", "length_note"]
+__all__ = ["LENGTH_TEST", "length_results", "length_result", "length_note", "metric_moves", "moves_note",
+           "doubled_metrics"]
 
 LENGTH_TEST = WEIGHTS_DIR / "length_test.json"
 
@@ -50,3 +58,54 @@ def length_note(name: str) -> str:
     longer = "twice as long" if ratio == 2 else f"{ratio:g} times as long"
     return (f"{longer} ({s['long_steps']} steps, same seeds): {s['long_mean']:.3g} (sd {s['long_sd']:.1g}), "
             f"the mean moved {s['moved']:+.2g}, {verdict}")
+
+
+def metric_moves(name: str, runs: list[dict] | None = None, entry: dict | None = None) -> dict[str, dict] | None:
+    """Every metric the stored reference keeps for each seed (the manifest's ``seed_runs``) beside the same
+    metric of the length test's runs on those seeds: ``{metric: dict(short_mean, short_sd, long_mean, moved,
+    within)}``, ``within`` when the mean moved less than the stored seed sd of that metric (or not at all), the
+    yardstick of the judged metric. None when ``name`` was not length-tested or its entry keeps no
+    ``seed_runs``. ``runs`` and ``entry`` default to the stored ones (a test passes its own)."""
+    if runs is None:
+        result = length_results().get(name)
+        runs = None if result is None else result["runs"]
+    entry = manifest().get(name) if entry is None else entry
+    if runs is None or entry is None or not entry.get("seed_runs"):
+        return None
+    seeds = [str(r["seed"]) for r in runs]
+    if any(s not in entry["seed_runs"] for s in seeds) or len(seeds) < 2:
+        return None
+    out = {}
+    for key in entry["seed_runs"][seeds[0]]:
+        if not all(key in entry["seed_runs"][s] and key in r["metrics"] for s, r in zip(seeds, runs)):
+            continue
+        short = [entry["seed_runs"][s][key] for s in seeds]
+        short_mean, short_sd = statistics.fmean(short), statistics.stdev(short)
+        long_mean = statistics.fmean(r["metrics"][key] for r in runs)
+        moved = long_mean - short_mean
+        out[key] = dict(short_mean=short_mean, short_sd=short_sd, long_mean=long_mean, moved=moved,
+                        within=moved == 0 or abs(moved) < short_sd)
+    return out
+
+
+def moves_note(name: str, keys=None) -> str:
+    """One clause: each metric's move when the steps doubled (``keys``: which, in order; default all),
+    marked ``within`` or ``beyond`` its seed sd; empty when there is nothing to compare."""
+    moves = metric_moves(name)
+    if not moves:
+        return ""
+    keys = list(moves) if keys is None else [k for k in keys if k in moves]
+    return "doubling moved " + ", ".join(
+        f"{k} {m['short_mean']:#.3g} -> {m['long_mean']:#.3g} ({'within' if m['within'] else 'beyond'} its seed sd "
+        f"{m['short_sd']:.1g})" for k, m in ((k, moves[k]) for k in keys))
+
+
+def doubled_metrics(name: str, seed: int | None = None) -> dict | None:
+    """Every metric of the length test's run of ``seed`` (default: the recipe's own seed, whose weights
+    ship), so a notebook can apply a reading of the stored reference to the model trained twice as long;
+    None when there is no such run."""
+    result = length_results().get(name)
+    if result is None:
+        return None
+    seed = recipe(name).seed if seed is None else seed
+    return next((r["metrics"] for r in result["runs"] if r["seed"] == seed), None)

@@ -14,8 +14,8 @@ stored seed spread, the same yardstick as the rule.
     nice -n 10 python -m tools.bench.length_test                  # every name in NAMES, two at a time
     python -m tools.bench.length_test --names 06_score --factor 2 # one recipe
 
-writes ``weights/length_test.json``, read by ``utils.convergence`` (04, 06, 07 and 08 print its verdicts);
-``tools/bench/quality_convergence.py`` prints each result beside the rule's verdict and
+writes ``weights/length_test.json``, read by ``utils.convergence`` (04 to 08 print its verdicts and what it
+moved in each metric); ``tools/bench/quality_convergence.py`` prints each result beside the rule's verdict and
 ``tests/test_length_test.py`` checks it against the code and the manifest.
 """
 from __future__ import annotations

@@ -49,10 +49,13 @@ def rows_for(entries: dict, noise: float) -> list[dict]:
     return rows
 
 
-def length_rows(results: dict, current_hash=None) -> list[dict]:
+def length_rows(results: dict, current_hash=None, entries: dict | None = None) -> list[dict]:
     """One row per length-tested reference (``utils.convergence.length_results()``): the move of the mean
     final metric from N to 2N steps against the stored seed spread. ``current_hash(name, factor)``, if
-    given, marks a result whose code has changed since as stale."""
+    given, marks a result whose code has changed since as stale. With ``entries`` (the manifest), the note
+    also sorts the reference's other metrics into those that moved within and beyond their seed sd."""
+    from utils.convergence import metric_moves
+
     rows = []
     for name, r in sorted(results.items()):
         s = r["summary"]
@@ -62,6 +65,11 @@ def length_rows(results: dict, current_hash=None) -> list[dict]:
                 f"{s['long_sd']:.2g}")
         if current_hash is not None and current_hash(name, r["factor"]) != r["code_hash"]:
             note = "STALE (the recipe or the test changed: python -m tools.bench.length_test); " + note
+        moves = metric_moves(name, r["runs"], entries[name]) if entries and name in entries else None
+        if moves:
+            for word in ("within", "beyond"):
+                keys = [k for k, m in moves.items() if m["within"] == (word == "within") and k != s["metric"]]
+                note += f"; other metrics {word} their seed sd: " + (", ".join(keys) or "none")
         rows.append(dict(name=f"length test of {name} ({s['short_steps']} -> {s['long_steps']} steps), "
                               f"{s['metric']}: the mean moved", value=round(s["moved"], 4),
                          target=f"|move| < seed sd {s['short_sd']:.2g}", floor=None, note=note))
@@ -73,7 +81,8 @@ def run() -> list[dict]:
     from utils.convergence import length_results
     from utils.references import manifest
 
-    return rows_for(manifest(), metric_noise()) + length_rows(length_results(), length_test.code_hash)
+    entries = manifest()
+    return rows_for(entries, metric_noise()) + length_rows(length_results(), length_test.code_hash, entries)
 
 
 if __name__ == "__main__":
