@@ -9,7 +9,7 @@ One concept a module, each naming the notebook that teaches it:
 - ``utils.claims``        checked claims: a sentence about results, tested on the numbers (02 to 07)
 - ``utils.references``    converged references: each notebook's recipe trained to convergence, in weights/ (02 to 09)
 - ``utils.make_weights``  the loop of ``make weights``: every seed of some recipes trained, stored with its manifest entry
-- ``utils.convergence``   the length test's verdicts: a reference trained twice as long, did it still move? (04 to 08)
+- ``utils.convergence``   the length test's verdicts: a reference trained twice as long, did it still move? (02 to 08)
 - ``utils.plotting``      the course's colours and figure helpers (00)
 - ``utils.widgets``       the interactive figures, one module a widget: push-forward (00), vector field
                           explorer (03), SDE versus ODE (04), path explorer (05), few-step (08),

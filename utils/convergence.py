@@ -1,11 +1,13 @@
-"""Is a reference converged? The length test's stored answers, as the notebooks print them (04 to 08).
+"""Is a reference converged? The length test's stored answers, as the notebooks print them (02 to 08).
 
 ``make weights`` judges a reference by the last fifth of its steps (``utils.references``: converged when its
 judged metric moved less than its seed spread there). A recipe that decays its learning rate to zero over
 the run makes its largest gains in that last fifth however long it trains, so for it the rule cannot pass.
-``python -m tools.bench.length_test`` asks another question of the references that fail the rule: trained
-twice as long through the same code on the same seeds, does the mean final metric move less than the same
-spread? Its answers are stored in ``weights/length_test.json``; this module reads them.
+``python -m tools.bench.length_test`` asks another question of the references that fail the rule (and, as a
+check on the rule, of the quick ones that pass it): trained twice as long through the same code on the same
+seeds, does the mean final metric move less than the same spread? Its answers are stored in
+``weights/length_test.json``; this module reads them. (It found the rule wrong both ways: seven of the ten
+references that pass it still improve when doubled.)
 
     from utils.convergence import length_note, length_result, metric_moves, doubled_metrics
     length_result("06_score_long")["converged_by_length"]   # True
@@ -56,7 +58,7 @@ def length_note(name: str) -> str:
                + ")")
     ratio = s["long_steps"] / s["short_steps"]
     longer = "twice as long" if ratio == 2 else f"{ratio:g} times as long"
-    return (f"{longer} ({s['long_steps']} steps, same seeds): {s['long_mean']:.3g} (sd {s['long_sd']:.1g}), "
+    return (f"{longer} ({s['long_steps']} steps, same seeds): {s['long_mean']:#.3g} (sd {s['long_sd']:.1g}), "
             f"the mean moved {s['moved']:+.2g}, {verdict}")
 
 

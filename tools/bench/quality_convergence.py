@@ -9,10 +9,11 @@ W2 with them. So the 2D moons references are judged on the mean of that W2 over 
 (``w2_100_mean8``, ``w2_1_mean8``: ``utils.metrics.w2_draws``), whose noise is about sqrt(8) smaller.
 This module prints, for every stored reference, the rule's verdict (unchanged), the move, the seed spread
 and, for the moons W2 metrics, whether the move is smaller than the sampling noise of the judged metric
-(one W2's, divided by sqrt(8) for a mean of 8 draws): a comparison, not a second verdict. Then, for the
-references that fail the rule, the length test (``tools.bench.length_test``): the same recipe trained twice
-as long on the same seeds, and whether that moved the mean final metric by less than the seed spread. It
-trains nothing and reads ``weights/manifest.json`` and ``weights/length_test.json``.
+(one W2's, divided by sqrt(8) for a mean of 8 draws): a comparison, not a second verdict. Then the length
+test (``tools.bench.length_test``), for the references that fail the rule and, as a check on it, for the quick
+ones that pass: the same recipe trained twice as long on the same seeds, and whether that moved the mean
+final metric (and each other metric) by less than its seed spread. It trains nothing and reads
+``weights/manifest.json`` and ``weights/length_test.json``.
 """
 from __future__ import annotations
 
