@@ -5,8 +5,8 @@ the last fifth of its steps (``utils.references``). A recipe that decays its lea
 cosine schedule over the run (04's score model; 06's score, score_long and reflow; 07's digits; 08's
 MeanFlow) makes its largest gains in that last fifth, where the rate falls, however long it trains: the
 rule cannot pass there, so it cannot tell a converged recipe from one that is not. 05's VP model trains
-with a constant rate and its W2 wanders over the last fifth. This module asks the other question: train **the same recipe
-through the same code** (``utils.references.train_reference(name, seed, 2 * steps)``, the schedule
+with a constant rate and its W2 wanders over the last fifth. This module asks the other question: train
+**the same recipe through the same code** (``utils.references.train_reference(name, seed, 2 * steps)``, the schedule
 stretched over the longer run) on the same three seeds, and compare the mean final metric with the stored
 reference's. The recipe is *converged by length* when doubling the steps moves that mean by less than the
 stored seed spread, the same yardstick as the rule. The references that pass the rule and train in about a

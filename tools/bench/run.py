@@ -5,10 +5,11 @@ budget. Part 0 times a fixed calibration workload, one *unit*: a small notebook
 run as the course's notebooks are (a fresh kernel, the course's imports, float64
 on one thread) that does what they do (trains the 3 x 64 MLP by flow matching,
 solves an ODE, takes a divergence and exact W2s, draws a figure). Part 1
-executes every notebook, solution and lecture, each in a fresh kernel, and prints its wall-clock time in seconds and in units beside its
-budget, which is set in units (this is a benchmark, not a test: nothing
-fails, it reports). A notebook is "within" when it takes at most half its
-budget: the 2x margin for a slower or busier machine. Part 2 runs every
+executes every notebook, solution and lecture, each in a fresh kernel, and
+prints its wall-clock time in seconds and in units beside its budget, which
+is set in units (this is a benchmark, not a test: nothing fails, it reports).
+A notebook is "within" when it takes at most half its budget: the 2x margin
+for a slower or busier machine. Part 2 runs every
 ``tools/bench/quality_*.py`` module's ``run()``, which trains with full length and
 reports quality rows (name, value, target, floor, note). Part 3 reruns every notebook
 with claims on 5 other seeds (``tools/bench/claims_seeds.py``) and prints the seeds that
