@@ -66,11 +66,12 @@ def test_parse_reads_far_scores_and_samplers_that_never_reach():
 
 def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     from utils import references
-    from utils.showdown_references import NAMES
+    from utils.showdown_references import LONG_NAMES, NAMES
 
     runs = lambda *w: {str(s): dict(w2_100=v, precision_100=0.93, w2_100_mean8=0.5) for s, v in enumerate(w)}  # noqa: E731
     fake = {name: dict(seed_runs=runs(0.19, 0.21, 0.20), seed=0, steps=4000, converged=True)
-            for name in [*NAMES.values(), "06_score_long"]}
+            for name in [*NAMES.values(), *LONG_NAMES.values()]}
+    del fake[LONG_NAMES["OT-CFM"]]  # not trained yet
     fake[NAMES["I-CFM"]]["seed_runs"] = runs(0.30, 0.31, 0.29)
     del fake[NAMES["reflow"]]["seed_runs"]  # stored before every seed's metrics were kept
     monkeypatch.setattr(references, "manifest", lambda: fake)
@@ -81,6 +82,8 @@ def test_converged_rows_judge_the_goal_over_the_seeds(monkeypatch):
     assert rows["06 converged I-CFM"]["note"].startswith("NOT met")
     assert rows["06 converged score model, 16 x longer"]["note"].startswith("met")
     assert rows["06 converged reflow"]["value"].startswith("stored without every seed's metrics")
+    assert rows["06 converged OT-CFM, 16 x longer"]["value"] == "not trained (make weights)"
+    assert rows["06 converged reflow, 16 x longer"]["note"].startswith("met")
     # precision is read over the seeds too: one seed's 0.95 does not hide the others' 0.85 and 0.84
     fake[NAMES["OT-CFM"]]["seed_runs"] = {s: dict(w2_100=w, precision_100=p, w2_100_mean8=0.5)
                                           for s, w, p in [("0", 0.19, 0.95), ("1", 0.20, 0.85), ("2", 0.21, 0.84)]}

@@ -6,7 +6,9 @@
 - a short run is reproduced number for number;
 - the bench prints one row per result, and marks a stale one;
 - every other metric the reference keeps per seed gets the same yardstick (``metric_moves``), and a
-  notebook can read the doubled run of the shipped seed (``doubled_metrics``).
+  notebook can read the doubled run of the shipped seed (``doubled_metrics``);
+- every metric of a stored reference over its seeds (``seed_stats``) matches the statistics module and,
+  for the judged metric, the manifest's own mean and spread.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pytest
 
 from tools.bench import length_test, quality_convergence
 from utils import references
-from utils.convergence import doubled_metrics, length_note, length_result, length_results, metric_moves, moves_note
+from utils.convergence import (doubled_metrics, length_note, length_result, length_results, metric_moves, moves_note,
+                               seed_stats)
 
 stored = pytest.mark.skipif(not length_test.OUT.exists(),
                             reason="no stored run: nice -n 10 python -m tools.bench.length_test")
@@ -109,6 +112,21 @@ def test_the_notebooks_read_every_metric_of_the_doubled_run():
 
 
 @stored
+def test_seed_stats_read_every_metric_over_the_seeds():
+    entry = dict(seed_runs={"10": dict(w2=0.5, p=0.9), "2": dict(w2=0.3, p=0.7), "1": dict(w2=0.1)})
+    stats = seed_stats("any", entry=entry)
+    assert stats["w2"]["values"] == [0.1, 0.3, 0.5]  # seed order, not text order
+    assert stats["w2"]["mean"] == pytest.approx(0.3) and stats["w2"]["sd"] == pytest.approx(0.2)
+    assert "p" not in stats  # a metric missing from one seed is not averaged over the others
+    assert seed_stats("any", entry=dict(seed_runs={"0": dict(w2=0.4)}))["w2"]["sd"] is None
+    assert seed_stats("any", entry=dict(seed_metrics={"0": 0.4})) is None
+    for name, entry in references.manifest().items():  # the judged metric as the manifest summarises it
+        if entry.get("seed_runs") and len(entry["seed_runs"]) == len(entry["seed_metrics"]):
+            judged = seed_stats(name)[entry["metric"]]
+            assert judged["mean"] == pytest.approx(entry["seed_mean"]), name
+            assert judged["sd"] == pytest.approx(entry["seed_sd"]), name
+
+
 def test_every_stored_result_belongs_to_the_code_and_the_manifest():
     results, manifest = length_results(), references.manifest()
     assert results, "the stored file holds no result"

@@ -14,6 +14,7 @@ references that pass it still improve when doubled.)
     print("06_score: " + length_note("06_score"))           # "twice as long (8000 steps, ...)..."
     metric_moves("04_score")["w2_ode"]["within"]             # did the samples' W2 move less than its seed sd?
     doubled_metrics("07_digits")                              # every metric of the doubled run of the shipped seed
+    seed_stats("06_otcfm_long")["w2_1"]["mean"]               # a stored metric over the seeds make weights trained
 
 The judged metric is one number; a notebook reads others too (W2, precision, recall, accuracy). ``metric_moves``
 applies the same yardstick to each of them, so a notebook can say which of its readings still change with
@@ -27,7 +28,7 @@ import statistics
 from .references import WEIGHTS_DIR, manifest, recipe
 
 __all__ = ["LENGTH_TEST", "length_results", "length_result", "length_note", "metric_moves", "moves_note",
-           "doubled_metrics"]
+           "doubled_metrics", "seed_stats"]
 
 LENGTH_TEST = WEIGHTS_DIR / "length_test.json"
 
@@ -111,3 +112,20 @@ def doubled_metrics(name: str, seed: int | None = None) -> dict | None:
         return None
     seed = recipe(name).seed if seed is None else seed
     return next((r["metrics"] for r in result["runs"] if r["seed"] == seed), None)
+
+
+def seed_stats(name: str, entry: dict | None = None) -> dict[str, dict] | None:
+    """Every metric of the stored reference over the seeds ``make weights`` trained (the manifest's
+    ``seed_runs``): ``{metric: dict(mean, sd, values)}``, ``values`` in seed order; None when the entry keeps
+    no ``seed_runs``. ``entry`` defaults to the stored one (a test passes its own)."""
+    entry = manifest().get(name) if entry is None else entry
+    if entry is None or not entry.get("seed_runs"):
+        return None
+    runs = [entry["seed_runs"][s] for s in sorted(entry["seed_runs"], key=int)]
+    out = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs if key in r]
+        if len(values) == len(runs):
+            out[key] = dict(mean=statistics.fmean(values), sd=statistics.stdev(values) if len(values) > 1 else None,
+                            values=values)
+    return out

@@ -4,8 +4,10 @@ The recipe is the notebook's own, through the same code: ``train_score_model`` a
 ``RECIPE`` (a ``TimeMLP`` 3 x 64 SELU built right after ``seed_everything(seed)``, batches of 256,
 Adam 3e-3 decayed to 0 on a cosine schedule over the run). The notebook trains ``LIVE_STEPS``;
 ``make weights`` runs the same call with ``STEPS`` (the cosine schedule stretches over the longer run).
-``06_score_long`` is the score model's recipe trained ``LONG_SCORE_STEPS`` (16 x ``STEPS``): not a showdown
-model (those train equally long), but the measurement of what training length alone reaches.
+The **long showdown** (``LONG_NAMES``) is the same five recipes trained ``LONG_STEPS`` (16 x ``STEPS``) each,
+equally long again: ``06_score_long`` (what training length alone reaches with the score model),
+``06_fm_vp_long``, ``06_icfm_long``, ``06_otcfm_long`` and ``06_reflow_long``, the reflow of the long I-CFM
+(``make weights NAMES="06_fm_vp_long 06_icfm_long 06_otcfm_long"``, then ``06_reflow_long``).
 Reflow is trained, with the same recipe, on 5000 pairs of the *converged* I-CFM reference (so
 ``06_icfm`` must be trained before ``06_reflow``; ``make weights`` trains them in this order).
 
@@ -32,11 +34,12 @@ from .sde import VPSDE
 from .showdown import flow_sampler, sde_samplers
 from .score_matching import ScoreModel, train_score_model
 
-__all__ = ["RECIPE", "LIVE_STEPS", "STEPS", "LONG_SCORE_STEPS", "SDE_PARAMS", "NAMES", "evaluate_sampler"]
+__all__ = ["RECIPE", "LIVE_STEPS", "STEPS", "LONG_STEPS", "SDE_PARAMS", "NAMES", "LONG_NAMES", "evaluate_sampler"]
 
 LIVE_STEPS = 500  # what notebook 06 trains live
 STEPS = 4000
-LONG_SCORE_STEPS = 16 * STEPS  # 06_score_long: the score model's recipe, trained 16 x longer than the showdown's
+LONG_STEPS = 16 * STEPS  # the long showdown: every recipe trained 16 x longer than the showdown's
+LONG_SCORE_STEPS = LONG_STEPS  # 06_score_long's, by the name its stored code hash read
 RECIPE = dict(batch_size=256, lr=3e-3)
 SDE_PARAMS = dict(beta_min=0.1, beta_max=20.0)
 SIGMA = 0.1  # the straight couplings' constant noise
@@ -44,6 +47,8 @@ REFLOW_PAIRS = 5000
 EVAL_NOISE_SEED, EVAL_DATA_SEED = 7, 1001  # the notebook's x0 and reference with SEED = 0
 NAMES = {"score model": "06_score", "FM-VP": "06_fm_vp", "I-CFM": "06_icfm", "OT-CFM": "06_otcfm",
          "reflow": "06_reflow"}
+LONG_NAMES = {"score model": "06_score_long", "FM-VP": "06_fm_vp_long", "I-CFM": "06_icfm_long",
+              "OT-CFM": "06_otcfm_long", "reflow": "06_reflow_long"}
 
 
 def _seed(generator: torch.Generator) -> int:
@@ -75,6 +80,19 @@ def _train_flow(kind: str):
         train_cfm(None if kind == "reflow" else moons, num_steps=num_steps, model=model, seed=seed,
                   callback=callback, desc=kind, **kw, **RECIPE)
     return train
+
+
+def _train_reflow_long(model, num_steps, generator, callback):
+    """Reflow as ``_train_flow("reflow")`` trains it, on 5000 pairs of the long I-CFM (``06_icfm_long``). That
+    branch names its teacher in code hashed into the stored 4000-step references, so it is left as it is."""
+    from .references import load_reference
+    from .showdown import reflow_pairs
+    teacher, _ = load_reference("06_icfm_long")
+    pair_x0, pair_x1 = reflow_pairs(teacher, torch.randn(REFLOW_PAIRS, 2, generator=generator), 100)
+    pairs = torch.utils.data.TensorDataset(pair_x0, pair_x1)
+    train_cfm(None, num_steps=num_steps, model=model, seed=_seed(generator), callback=callback, desc="reflow",
+              coupling="given", sample_pair=lambda n, g: pairs[torch.randint(0, len(pairs), (n,), generator=g)],
+              **RECIPE)
 
 
 def evaluate_sampler(sampler) -> dict:
@@ -127,6 +145,16 @@ def _register() -> None:
                            params={**params, "model": kind},
                            description=f"notebook 06's {label}: TimeMLP 3 x 64, Adam 3e-3 cosine, batch 256; "
                                        f"W2 of 1000 samples at 100 Euler steps", **common)
+    # the long showdown: the same recipes, 16 x the steps each (06_score_long above is its score model)
+    long = {**common, "steps": LONG_STEPS, "code": (*code, _train_reflow_long)}
+    for key, kind, train, label in [("06_fm_vp_long", "vp", _train_flow("vp"), "FM on the VP path"),
+                                    ("06_icfm_long", "independent", _train_flow("independent"), "I-CFM"),
+                                    ("06_otcfm_long", "ot", _train_flow("ot"), "OT-CFM"),
+                                    ("06_reflow_long", "reflow", _train_reflow_long,
+                                     "reflow of the long I-CFM (5000 pairs)")]:
+        register_reference(key, build=TimeMLP, train=train, evaluate=_evaluate_flow, params={**params, "model": kind},
+                           description=f"notebook 06's {label}, trained 16 x the showdown's steps (the long "
+                                       f"showdown): W2 of 1000 samples at 100 Euler steps", **long)
 
 
 _register()

@@ -12,7 +12,8 @@ reference's. The recipe is *converged by length* when doubling the steps moves t
 stored seed spread, the same yardstick as the rule. The references that pass the rule and train in about a
 minute or less (``PASSING``) are length-tested too, as a check on the rule: does a reference it calls converged
 stop changing when its steps double? ``utils.convergence.metric_moves`` applies the same yardstick to every
-other metric the runs keep (W2 at other NFE, precision, recall).
+other metric the runs keep (W2 at other NFE, precision, recall). Notebook 06's long showdown (``LONG``: the
+showdown's recipes at 16 x its steps) is length-tested whatever the rule says: is that length converged?
 
     nice -n 10 python -m tools.bench.length_test                  # every name in NAMES, two at a time
     python -m tools.bench.length_test --names 06_score --factor 2 # one recipe
@@ -43,7 +44,9 @@ FAILING = ("08_meanflow", "06_score_long", "04_score", "07_digits", "05_fm_vp", 
 # a check on the rule: the references that pass it and train in about a minute or less, the longest first
 PASSING = ("06_otcfm", "05_fm_cosine", "05_fm_ot", "08_consistency", "08_shortcut", "08_distill", "06_icfm",
            "06_fm_vp")
-NAMES = FAILING + PASSING
+# notebook 06's long showdown (16 x the showdown's steps; its score model, 06_score_long, is in FAILING)
+LONG = ("06_otcfm_long", "06_reflow_long", "06_icfm_long", "06_fm_vp_long")
+NAMES = FAILING + PASSING + LONG
 FACTOR = 2
 PROBE = ("06_score", 10)  # a short run stored so that a test can rerun it, number for number
 

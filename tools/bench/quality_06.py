@@ -119,27 +119,26 @@ def converged_rows(floor: float, data_precision: float | None = None) -> list[di
     """Issue 19's quality goal on the converged references (``weights/manifest.json``): W2 at 100 NFE
     within ``GOAL_W2_RATIO`` x the floor over the seeds ``make weights`` trained (mean ± sd; the notebook's
     draw of 1000 points, ``w2_100``), and precision at 100 NFE at least ``GOAL_PRECISION`` of the data's own
-    (mean over the same seeds: ``seed_runs``, every metric of every seed). Last, ``06_score_long``: what
-    training length alone reaches (the score model, 16 x the showdown's steps)."""
+    (mean over the same seeds: ``seed_runs``, every metric of every seed). Then the long showdown: the same
+    five recipes trained 16 x the showdown's steps each (``LONG_NAMES``): what training length alone reaches."""
+    from utils.convergence import seed_stats
     from utils.references import manifest
-    from utils.showdown_references import NAMES
+    from utils.showdown_references import LONG_NAMES, NAMES
 
     entries = manifest()
     rows = []
-    # beside the showdown's models (trained equally long): the score model's recipe trained 16 x longer
-    for label, name in [*NAMES.items(), ("score model, 16 x longer", "06_score_long")]:
+    for label, name in [*NAMES.items(), *((f"{k}, 16 x longer", v) for k, v in LONG_NAMES.items())]:
         e = entries.get(name)
         if e is None or not e.get("seed_runs"):
             rows.append(dict(name=f"06 converged {label}", value="not trained (make weights)" if e is None else
                              f"stored without every seed's metrics: make weights NAMES={name}", target=None,
                              floor=None, note=""))
             continue
-        runs = e["seed_runs"]
-        vals, seeds = [r["w2_100"] for r in runs.values()], sorted(runs)
-        mean = statistics.fmean(vals)
+        stats, seeds = seed_stats(name, e), sorted(e["seed_runs"], key=int)
+        vals, mean = stats["w2_100"]["values"], stats["w2_100"]["mean"]
         met = mean <= GOAL_W2_RATIO * floor
-        ps = [r["precision_100"] for r in runs.values() if "precision_100" in r]
-        p = statistics.fmean(ps) if ps else None
+        ps = stats["precision_100"]["values"] if "precision_100" in stats else []
+        p = stats["precision_100"]["mean"] if ps else None
         p_note = "" if p is None else f"; precision at 100 NFE {_ms(ps)} (seeds {seeds})"
         if p is not None and data_precision:
             p_note += (f" against {GOAL_PRECISION} x the data's {data_precision:.2f}: "
