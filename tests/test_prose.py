@@ -45,6 +45,7 @@ ALLOWED_INPUTS: dict[str, set[str]] = {
     "05": set(),
     "06": {"0.1"},  # sigma of the straight couplings (also a threshold the claims print)
     "07": set(),
+    "09": {"0.2"},  # the label-drop probability of the guided training (also a printed sd)
 }
 
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
