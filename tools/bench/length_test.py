@@ -13,12 +13,13 @@ stored seed spread, the same yardstick as the rule. The references that pass the
 minute or less (``PASSING``) are length-tested too, as a check on the rule: does a reference it calls converged
 stop changing when its steps double? ``utils.convergence.metric_moves`` applies the same yardstick to every
 other metric the runs keep (W2 at other NFE, precision, recall). Notebook 06's long showdown (``LONG``: the
-showdown's recipes at 16 x its steps) is length-tested whatever the rule says: is that length converged?
+showdown's recipes at 16 x its steps) and the digit references of 08 and 09 (``DIGITS``) are length-tested
+whatever the rule says.
 
     nice -n 10 python -m tools.bench.length_test                  # every name in NAMES, two at a time
     python -m tools.bench.length_test --names 06_score --factor 2 # one recipe
 
-writes ``weights/length_test.json``, read by ``utils.convergence`` (02 to 08 print its verdicts and what it
+writes ``weights/length_test.json``, read by ``utils.convergence`` (02 to 09 print its verdicts and what it
 moved in each metric); ``tools/bench/quality_convergence.py`` prints each result beside the rule's verdict and
 ``tests/test_length_test.py`` checks it against the code and the manifest.
 """
@@ -46,7 +47,10 @@ PASSING = ("06_otcfm", "05_fm_cosine", "05_fm_ot", "08_consistency", "08_shortcu
            "06_fm_vp")
 # notebook 06's long showdown (16 x the showdown's steps; its score model, 06_score_long, is in FAILING)
 LONG = ("06_otcfm_long", "06_reflow_long", "06_icfm_long", "06_fm_vp_long")
-NAMES = FAILING + PASSING + LONG
+# the digit references of notebooks 08 and 09 (64 pixels; about 12 minutes for the six, two at a time)
+DIGITS = ("08_digits_consistency", "08_digits_meanflow", "08_digits_shortcut", "08_digits_distill", "09_mask",
+          "09_uniform")
+NAMES = FAILING + PASSING + LONG + DIGITS
 FACTOR = 2
 PROBE = ("06_score", 10)  # a short run stored so that a test can rerun it, number for number
 
