@@ -58,7 +58,8 @@ def test_the_summary_reads_the_trace():
     runs = [dict(seed=0, test_nll=1.3, trace=[[10, 2.0], [20, 1.25], [30, 1.3]]),
             dict(seed=1, test_nll=4.0, trace=[[10, 1.4], [20, 3.0], [30, 4.0]])]
     s = longer.summarise(runs, 1.15, dict(seed_metrics={"0": 1.31, "1": 1.33}, steps=15, seed_mean=1.32))
-    assert s["seeds"]["0"] == dict(final=1.3, best=1.25, best_step=20, short=1.31, worse_than_short=False)
+    assert s["seeds"]["0"] == dict(final=1.3, best=1.25, best_step=20, short=1.31, worse_than_short=False,
+                                   training_solver=None)
     assert s["seeds"]["1"]["best_step"] == 10 and s["seeds"]["1"]["worse_than_short"]
     assert s["any_worse_than_short"] and not s["meets_goal"]
     assert s["gap"] == pytest.approx((1.3 + 4.0) / 2 - 1.15)

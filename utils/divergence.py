@@ -165,7 +165,8 @@ def train_cnf(v_theta: torch.nn.Module, x_train: torch.Tensor, num_steps: int, g
     """Notebook 03's maximum-likelihood loop: Adam with cosine decay; the loss is the NLL by the augmented
     ODE with ``solver_steps`` RK4 steps plus ``kinetic`` times the mean |v|^2 over the solver's
     evaluations (a kinetic-energy penalty, Finlay et al. 2020: short, straight paths that the coarse
-    solver follows accurately, so training cannot exploit its errors). Batches drawn from
+    solver follows accurately, so exploiting its errors is harder; not impossible: trained twice as long, one
+    seed learned the solver's error, ``tools.bench.cnf_longer_03``). Batches drawn from
     ``generator``. Returns the batch NLLs."""
     optimizer = torch.optim.Adam(v_theta.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps)

@@ -105,7 +105,9 @@ def longer_cnf_rows() -> list[dict]:
     summary = data["summary"]
     stale = "" if data["code_hash"] == longer.code_hash() else "; STALE: the code changed since"
     per_seed = "; ".join(f"seed {s}: {v['final']:.3f} (best {v['best']:.3f} at step {v['best_step']}, "
-                         f"{summary['short_steps']} steps gave {v['short']:.3f})" for s, v in summary["seeds"].items())
+                         f"{summary['short_steps']} steps gave {v['short']:.3f}"
+                         + (f"; {v['training_solver']:.3f} by the training solver" if v.get("training_solver") else "")
+                         + ")" for s, v in summary["seeds"].items())
     return [dict(name=f"03_cnf, the same recipe for {data['steps']} steps, test NLL over seeds {data['seeds']}",
                  value=f"{summary['mean_final']:.3f}", target=f"within {data['goal']} nats of the floor",
                  floor=data["floor"],
