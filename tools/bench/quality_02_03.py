@@ -106,7 +106,7 @@ def longer_cnf_rows() -> list[dict]:
     stale = "" if data["code_hash"] == longer.code_hash() else "; STALE: the code changed since"
     per_seed = "; ".join(f"seed {s}: {v['final']:.3f} (best {v['best']:.3f} at step {v['best_step']}, "
                          f"{summary['short_steps']} steps gave {v['short']:.3f}"
-                         + (f"; {v['training_solver']:.3f} by the training solver" if v.get("training_solver") else "")
+                         + (f"; {v['training_solver']:.3f} by the training solver" if v.get("training_solver") is not None else "")
                          + ")" for s, v in summary["seeds"].items())
     return [dict(name=f"03_cnf, the same recipe for {data['steps']} steps, test NLL over seeds {data['seeds']}",
                  value=f"{summary['mean_final']:.3f}", target=f"within {data['goal']} nats of the floor",
