@@ -19,7 +19,7 @@ import pytest
 from tools.bench import length_test, quality_convergence
 from utils import references
 from utils.convergence import (doubled_metrics, length_note, length_result, length_results, metric_moves, moves_note,
-                               seed_stats)
+                               rule_note, seed_stats)
 
 stored = pytest.mark.skipif(not length_test.OUT.exists(),
                             reason="no stored run: nice -n 10 python -m tools.bench.length_test")
@@ -157,3 +157,14 @@ def test_the_notebooks_read_the_verdict_as_stored():
         assert f"twice as long ({r['summary']['long_steps']} steps" in note
         assert ("converged by length" in note) and (("not converged" in note) != r["summary"]["converged_by_length"])
     assert length_result("no_such_reference") is None and length_note("no_such_reference") == ""
+
+
+def test_the_rule_note_reads_the_manifest_verdict():
+    moving = dict(_entry(), converged=False)
+    assert rule_note(moving) == ("moved 0.05 over the last 20 % of steps: more than its seed sd: "
+                                 "not converged by the rule")
+    settled = dict(_entry(), drift_last_20pct=0.00123, converged=True)
+    assert rule_note(settled) == "moved 0.001 over the last 20 % of steps: converged by the rule"
+    for name, entry in references.manifest().items():
+        note = rule_note(entry)
+        assert note.endswith("converged by the rule") and ("not converged" in note) != entry["converged"], name

@@ -9,7 +9,8 @@ seeds, does the mean final metric move less than the same spread? Its answers ar
 ``weights/length_test.json``; this module reads them. (It found the rule wrong both ways: seven of the ten
 references that pass it still improve when doubled.)
 
-    from utils.convergence import length_note, length_result, metric_moves, doubled_metrics
+    from utils.convergence import length_note, length_result, metric_moves, doubled_metrics, rule_note
+    print(f"02_realnvp: {rule_note(manifest()['02_realnvp'])}")  # "moved 0.0009 over the last 20 % of steps: ..."
     length_result("06_score_long")["converged_by_length"]   # True
     print("06_score: " + length_note("06_score"))           # "twice as long (8000 steps, ...)..."
     metric_moves("04_score")["w2_ode"]["within"]             # did the samples' W2 move less than its seed sd?
@@ -27,7 +28,7 @@ import statistics
 
 from .references import WEIGHTS_DIR, manifest, recipe
 
-__all__ = ["LENGTH_TEST", "length_results", "length_result", "length_note", "metric_moves", "moves_note",
+__all__ = ["LENGTH_TEST", "length_results", "length_result", "rule_note", "length_note", "metric_moves", "moves_note",
            "doubled_metrics", "seed_stats"]
 
 LENGTH_TEST = WEIGHTS_DIR / "length_test.json"
@@ -46,6 +47,13 @@ def length_result(name: str) -> dict | None:
     ...), or None when it was not length-tested."""
     result = length_results().get(name)
     return None if result is None else result["summary"]
+
+
+def rule_note(entry: dict) -> str:
+    """One clause for a reference's line: how far its judged metric moved over the last fifth of its steps, and
+    the manifest's verdict on it (``entry``: a manifest entry, as ``load_reference`` returns it)."""
+    verdict = "converged by the rule" if entry["converged"] else "more than its seed sd: not converged by the rule"
+    return f"moved {entry['drift_last_20pct']:.1g} over the last 20 % of steps: {verdict}"
 
 
 def length_note(name: str) -> str:
