@@ -63,10 +63,24 @@ def test_the_summary_reads_the_trace():
     assert s["seeds"]["1"]["best_step"] == 10 and s["seeds"]["1"]["worse_than_short"]
     assert s["any_worse_than_short"] and not s["meets_goal"]
     assert s["gap"] == pytest.approx((1.3 + 4.0) / 2 - 1.15)
+    assert s["moved"] is None and s["converged_by_length"] is None  # no stored seed sd: no length test
+
+
+def test_the_summary_applies_the_length_test_on_the_reference_s_seeds():
+    runs = [dict(seed=k, test_nll=v, trace=[[30, v]]) for k, v in enumerate((1.30, 1.31, 1.32))]
+    stored = dict(seed_metrics={"0": 1.33, "1": 1.32, "2": 1.34}, steps=15, seed_mean=1.33, seed_sd=0.01)
+    s = longer.summarise(runs, 1.15, stored)
+    assert s["moved"] == pytest.approx(-0.02) and s["converged_by_length"] is False  # moved twice the seed sd
+    assert s["sd_final"] == pytest.approx(0.01)
+    assert longer.summarise(runs, 1.15, dict(stored, seed_sd=0.03))["converged_by_length"] is True
+    assert longer.summarise(runs[:2], 1.15, stored)["converged_by_length"] is None  # not the reference's seeds
 
 
 @stored
 def test_the_bench_prints_it():
     rows = quality_02_03.longer_cnf_rows()
     assert len(rows) == 1 and rows[0]["value"] == f"{_data()['summary']['mean_final']:.3f}"
-    assert ("NOT met" in rows[0]["note"]) == (not _data()["summary"]["meets_goal"])
+    summary = _data()["summary"]
+    assert ("NOT met" in rows[0]["note"]) == (not summary["meets_goal"])
+    if summary.get("converged_by_length") is not None:
+        assert rows[0]["note"].endswith(("" if summary["converged_by_length"] else "NOT ") + "converged by length")

@@ -104,6 +104,9 @@ def longer_cnf_rows() -> list[dict]:
     data = json.loads(longer.OUT.read_text(encoding="utf-8"))
     summary = data["summary"]
     stale = "" if data["code_hash"] == longer.code_hash() else "; STALE: the code changed since"
+    length = ("" if summary.get("converged_by_length") is None else
+              f"; the mean moved {summary['moved']:+.3f}: " + ("" if summary["converged_by_length"] else "NOT ")
+              + "converged by length")
     per_seed = "; ".join(f"seed {s}: {v['final']:.3f} (best {v['best']:.3f} at step {v['best_step']}, "
                          f"{summary['short_steps']} steps gave {v['short']:.3f}"
                          + (f"; {v['training_solver']:.3f} by the training solver" if v.get("training_solver") is not None else "")
@@ -113,7 +116,7 @@ def longer_cnf_rows() -> list[dict]:
                  floor=data["floor"],
                  note=("met" if summary["meets_goal"] else "NOT met") + f" ({summary['gap']:+.3f}); {per_seed}; "
                       + ("training longer made a seed worse: the recipe is unstable late in a longer run"
-                         if summary["any_worse_than_short"] else "every seed improved") + stale)]
+                         if summary["any_worse_than_short"] else "every seed improved") + length + stale)]
 
 
 if __name__ == "__main__":
